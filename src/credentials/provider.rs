@@ -1,0 +1,213 @@
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::{Credentials, CredentialsId};
+
+/// Hands out the current [`Credentials`].
+///
+/// Called on the request path, so it must be cheap, synchronous and must not
+/// block: return an `Arc` you already hold. [`current_id`](Self::current_id)
+/// is how the layer notices a change: it is compared with the id of the
+/// credentials a cached header or token was derived from.
+///
+/// # Implementing your own
+///
+/// A test can swap in any type; this one hands out whatever the test last put in:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use sinch_auth::{BearerToken, CredentialProvider, Credentials};
+///
+/// #[derive(Clone)]
+/// struct TestProvider(Arc<Mutex<Arc<Credentials>>>);
+///
+/// impl CredentialProvider for TestProvider {
+///     fn credentials(&self) -> Arc<Credentials> {
+///         self.0.lock().unwrap().clone()
+///     }
+/// }
+///
+/// let first = Arc::new(Credentials::from(BearerToken::new("first")?));
+/// let provider = TestProvider(Arc::new(Mutex::new(first.clone())));
+/// assert_eq!(provider.current_id(), first.id());
+///
+/// let second = Arc::new(Credentials::from(BearerToken::new("second")?));
+/// *provider.0.lock().unwrap() = second.clone();
+/// assert_eq!(provider.current_id(), second.id());
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+///
+/// (A `Mutex` is fine in a test; in production prefer [`RotatingCredentials`],
+/// which never locks.)
+pub trait CredentialProvider: Send + Sync + 'static {
+    /// The current credentials.
+    fn credentials(&self) -> Arc<Credentials>;
+
+    /// The id of the current credentials. Override it when you can answer
+    /// without cloning an `Arc` (it is read on every request).
+    fn current_id(&self) -> CredentialsId {
+        self.credentials().id()
+    }
+
+    /// A channel that announces each change, if the provider can push them.
+    ///
+    /// The token refresher listens to it so that a rotation triggers a refetch
+    /// even before the next request. Providers that return `None` are still
+    /// noticed, on the first request after the change.
+    fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
+        None
+    }
+}
+
+impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
+    fn credentials(&self) -> Arc<Credentials> {
+        (**self).credentials()
+    }
+
+    fn current_id(&self) -> CredentialsId {
+        (**self).current_id()
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
+        (**self).changes()
+    }
+}
+
+/// Credentials fixed for the life of the process.
+///
+/// ```
+/// use sinch_auth::{ServicePlan, StaticCredentials};
+///
+/// let provider = StaticCredentials::new(ServicePlan::new("plan-id", "api-token")?);
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct StaticCredentials(Arc<Credentials>);
+
+impl StaticCredentials {
+    /// Wraps credentials (or any single credential, converted into a bundle).
+    pub fn new(credentials: impl Into<Credentials>) -> Self {
+        Self(Arc::new(credentials.into()))
+    }
+}
+
+impl From<Arc<Credentials>> for StaticCredentials {
+    fn from(credentials: Arc<Credentials>) -> Self {
+        Self(credentials)
+    }
+}
+
+impl CredentialProvider for StaticCredentials {
+    fn credentials(&self) -> Arc<Credentials> {
+        self.0.clone()
+    }
+
+    fn current_id(&self) -> CredentialsId {
+        self.0.id()
+    }
+}
+
+impl fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("StaticCredentials").field(&self.0).finish()
+    }
+}
+
+/// Credentials that can be replaced at run time, without a lock on the request path.
+///
+/// Clones share the same slot: [`rotate`](Self::rotate) on any clone is seen by
+/// the very next request through every service built with any clone. Tokens
+/// derived from the old credentials are refetched at once.
+///
+/// ```
+/// use sinch_auth::{CredentialProvider, RotatingCredentials, ServicePlan};
+///
+/// let provider = RotatingCredentials::new(ServicePlan::new("plan", "old-token")?);
+/// let handle = provider.clone(); // keep one to rotate with
+/// let before = provider.current_id();
+/// handle.rotate(ServicePlan::new("plan", "new-token")?);
+/// assert_ne!(provider.current_id(), before);
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RotatingCredentials {
+    inner: Arc<RotatingInner>,
+}
+
+struct RotatingInner {
+    current: ArcSwap<Credentials>,
+    changes: watch::Sender<CredentialsId>,
+}
+
+impl RotatingCredentials {
+    /// Starts with these credentials.
+    pub fn new(initial: impl Into<Credentials>) -> Self {
+        let initial = Arc::new(initial.into());
+        let (changes, _) = watch::channel(initial.id());
+        Self {
+            inner: Arc::new(RotatingInner {
+                current: ArcSwap::new(initial),
+                changes,
+            }),
+        }
+    }
+
+    /// Replaces the credentials. Returns once every later request will use them.
+    pub fn rotate(&self, new: impl Into<Credentials>) {
+        let new = Arc::new(new.into());
+        let id = new.id();
+        self.inner.current.store(new);
+        self.inner.changes.send_replace(id);
+        tracing::info!(target: "sinch_auth", credentials_id = id.0, "credentials rotated");
+    }
+}
+
+impl CredentialProvider for RotatingCredentials {
+    fn credentials(&self) -> Arc<Credentials> {
+        self.inner.current.load_full()
+    }
+
+    fn current_id(&self) -> CredentialsId {
+        self.inner.current.load().id()
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
+        Some(self.inner.changes.subscribe())
+    }
+}
+
+impl fmt::Debug for RotatingCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RotatingCredentials")
+            .field(&*self.inner.current.load())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BearerToken, CredentialProvider};
+
+    #[test]
+    fn rotation_is_seen_by_every_clone() {
+        let a = RotatingCredentials::new(BearerToken::new("one").unwrap());
+        let b = a.clone();
+        let mut changes = b.changes().unwrap();
+        a.rotate(BearerToken::new("two").unwrap());
+        assert_eq!(b.current_id(), a.current_id());
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(*changes.borrow_and_update(), a.current_id());
+    }
+
+    #[test]
+    fn debug_does_not_show_secrets() {
+        let a = RotatingCredentials::new(BearerToken::new("SECRET-ROT-1").unwrap());
+        let s = StaticCredentials::new(BearerToken::new("SECRET-STATIC-1").unwrap());
+        let debug = format!("{a:?} {s:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+    }
+}

@@ -1,0 +1,391 @@
+//! Hosts: which may receive credentials, which Sinch API a host serves, and
+//! the regional base URLs.
+//!
+//! ```
+//! use sinch_auth::host::{Region, SinchApi, VoiceRegion};
+//!
+//! assert_eq!(Region::Us.sms_url(), "https://us.sms.api.sinch.com");
+//! assert_eq!(Region::Eu.sms_project_url(), "https://zt.eu.sms.api.sinch.com");
+//! assert_eq!(Region::Br.conversation_url(), Some("https://br.conversation.api.sinch.com"));
+//! assert_eq!(VoiceRegion::Euc1.url(), "https://calling-euc1.api.sinch.com");
+//! assert_eq!(SinchApi::from_host("calling.api.sinch.com"), Some(SinchApi::Voice));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::ConfigError;
+
+/// An SMS / Conversation region (spec §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Region {
+    /// United States.
+    Us,
+    /// Europe.
+    Eu,
+    /// Australia (SMS only).
+    Au,
+    /// Brazil.
+    Br,
+    /// Canada (SMS only).
+    Ca,
+}
+
+impl Region {
+    /// The region's code as Sinch writes it in host names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+            Self::Au => "au",
+            Self::Br => "br",
+            Self::Ca => "ca",
+        }
+    }
+
+    /// SMS with a service plan: `https://{region}.sms.api.sinch.com`.
+    pub fn sms_url(self) -> &'static str {
+        match self {
+            Self::Us => "https://us.sms.api.sinch.com",
+            Self::Eu => "https://eu.sms.api.sinch.com",
+            Self::Au => "https://au.sms.api.sinch.com",
+            Self::Br => "https://br.sms.api.sinch.com",
+            Self::Ca => "https://ca.sms.api.sinch.com",
+        }
+    }
+
+    /// SMS with project credentials (OAuth2): `https://zt.{region}.sms.api.sinch.com`.
+    pub fn sms_project_url(self) -> &'static str {
+        match self {
+            Self::Us => "https://zt.us.sms.api.sinch.com",
+            Self::Eu => "https://zt.eu.sms.api.sinch.com",
+            Self::Au => "https://zt.au.sms.api.sinch.com",
+            Self::Br => "https://zt.br.sms.api.sinch.com",
+            Self::Ca => "https://zt.ca.sms.api.sinch.com",
+        }
+    }
+
+    /// Conversation: `https://{us,eu,br}.conversation.api.sinch.com` (`None` elsewhere).
+    pub fn conversation_url(self) -> Option<&'static str> {
+        match self {
+            Self::Us => Some("https://us.conversation.api.sinch.com"),
+            Self::Eu => Some("https://eu.conversation.api.sinch.com"),
+            Self::Br => Some("https://br.conversation.api.sinch.com"),
+            Self::Au | Self::Ca => None,
+        }
+    }
+
+    /// Conversation templates: `https://{us,eu,br}.template.api.sinch.com` (`None` elsewhere).
+    pub fn template_url(self) -> Option<&'static str> {
+        match self {
+            Self::Us => Some("https://us.template.api.sinch.com"),
+            Self::Eu => Some("https://eu.template.api.sinch.com"),
+            Self::Br => Some("https://br.template.api.sinch.com"),
+            Self::Au | Self::Ca => None,
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value is not a region Sinch serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Sinch region (expected us, eu, au, br or ca)")]
+pub struct UnknownRegion;
+
+impl FromStr for Region {
+    type Err = UnknownRegion;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "us" => Ok(Self::Us),
+            "eu" => Ok(Self::Eu),
+            "au" => Ok(Self::Au),
+            "br" => Ok(Self::Br),
+            "ca" => Ok(Self::Ca),
+            _ => Err(UnknownRegion),
+        }
+    }
+}
+
+/// A Voice (calling) region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum VoiceRegion {
+    /// The global endpoint, `calling.api.sinch.com`.
+    Global,
+    /// Europe (central).
+    Euc1,
+    /// United States (east).
+    Use1,
+    /// South America (east).
+    Sae1,
+    /// Asia Pacific (south-east 1).
+    Apse1,
+    /// Asia Pacific (south-east 2).
+    Apse2,
+}
+
+impl VoiceRegion {
+    /// The base URL.
+    pub fn url(self) -> &'static str {
+        match self {
+            Self::Global => "https://calling.api.sinch.com",
+            Self::Euc1 => "https://calling-euc1.api.sinch.com",
+            Self::Use1 => "https://calling-use1.api.sinch.com",
+            Self::Sae1 => "https://calling-sae1.api.sinch.com",
+            Self::Apse1 => "https://calling-apse1.api.sinch.com",
+            Self::Apse2 => "https://calling-apse2.api.sinch.com",
+        }
+    }
+}
+
+/// The Sinch API a host serves, as far as authentication is concerned (spec §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SinchApi {
+    /// `{region}.conversation.api.sinch.com`.
+    Conversation,
+    /// `{region}.template.api.sinch.com`.
+    Templates,
+    /// `{region}.sms.api.sinch.com`: service plan if configured, else OAuth2.
+    Sms,
+    /// `zt.{region}.sms.api.sinch.com`: project-scoped SMS, OAuth2.
+    SmsProject,
+    /// `numbers.api.sinch.com`.
+    Numbers,
+    /// `lookup.api.sinch.com`.
+    NumberLookup,
+    /// `fax.api.sinch.com`.
+    Fax,
+    /// `elastic-trunking.api.sinch.com`.
+    ElasticTrunking,
+    /// `calling.api.sinch.com`, `calling-{region}.api.sinch.com`, `callingapi.sinch.com`.
+    Voice,
+    /// `verification.api.sinch.com`.
+    Verification,
+    /// `auth.sinch.com`, the token endpoint: never given API credentials.
+    Auth,
+    /// Another `*.api.sinch.com` host: treated as an OAuth2 API.
+    OtherApi,
+}
+
+impl SinchApi {
+    /// Classifies a host name (case-insensitive, trailing dot ignored).
+    /// `None` for hosts that are not Sinch API hosts.
+    pub fn from_host(host: &str) -> Option<Self> {
+        let host = normalize_host(host);
+        let host = host.as_ref();
+        if host == "auth.sinch.com" {
+            return Some(Self::Auth);
+        }
+        if host == "callingapi.sinch.com" {
+            return Some(Self::Voice);
+        }
+        let sub = host.strip_suffix(".api.sinch.com")?;
+        let api = match sub {
+            "numbers" => Self::Numbers,
+            "lookup" => Self::NumberLookup,
+            "fax" => Self::Fax,
+            "elastic-trunking" => Self::ElasticTrunking,
+            "verification" => Self::Verification,
+            "calling" => Self::Voice,
+            _ => {
+                if let Some(region) = sub.strip_prefix("calling-") {
+                    if matches!(region, "euc1" | "use1" | "sae1" | "apse1" | "apse2") {
+                        return Some(Self::Voice);
+                    }
+                    return Some(Self::OtherApi);
+                }
+                match sub.split_once('.') {
+                    Some((r, "conversation")) if is_region(r) => Self::Conversation,
+                    Some((r, "template")) if is_region(r) => Self::Templates,
+                    Some((r, "sms")) if is_region(r) => Self::Sms,
+                    Some(("zt", rest)) => match rest.split_once('.') {
+                        Some((r, "sms")) if is_region(r) => Self::SmsProject,
+                        _ => Self::OtherApi,
+                    },
+                    _ => Self::OtherApi,
+                }
+            }
+        };
+        Some(api)
+    }
+}
+
+fn is_region(s: &str) -> bool {
+    s.parse::<Region>().is_ok()
+}
+
+fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+/// Which hosts may receive credentials.
+///
+/// Credentials go only to `https` URIs whose host is an allowed domain or a
+/// subdomain of one (default: `sinch.com`), and to loopback hosts
+/// (`127.0.0.0/8`, `::1`, `localhost`) over `http` or `https`, so tests and
+/// local stand-ins work. Everything else is left untouched (or rejected, if
+/// the layer is configured to).
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    domains: Vec<String>,
+    loopback: bool,
+}
+
+impl Default for HostPolicy {
+    fn default() -> Self {
+        Self {
+            domains: vec!["sinch.com".to_owned()],
+            loopback: true,
+        }
+    }
+}
+
+impl HostPolicy {
+    /// Also allows `domain` and its subdomains (over https).
+    pub fn allow_domain(&mut self, domain: &str) -> Result<(), ConfigError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty()
+            || domain.starts_with('.')
+            || !domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(ConfigError::InvalidSetting {
+                setting: "allowed domain",
+                reason: "must be a host name such as example.com",
+            });
+        }
+        if !self.domains.contains(&domain) {
+            self.domains.push(domain);
+        }
+        Ok(())
+    }
+
+    /// Whether loopback hosts may receive credentials (default: yes).
+    pub fn set_loopback(&mut self, allowed: bool) {
+        self.loopback = allowed;
+    }
+
+    /// Whether a request to `scheme://host` may carry credentials.
+    pub fn allows(&self, scheme: Option<&str>, host: &str) -> bool {
+        let https = scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"));
+        let http = scheme.is_some_and(|s| s.eq_ignore_ascii_case("http"));
+        if self.loopback && (https || http) && is_loopback(host) {
+            return true;
+        }
+        if !https {
+            return false;
+        }
+        let host = normalize_host(host);
+        self.domains.iter().any(|d| {
+            host.as_ref() == d
+                || (host.len() > d.len()
+                    && host.ends_with(d.as_str())
+                    && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+        })
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` and `::1` (with or without brackets).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_host_in_the_spec_is_classified() {
+        use SinchApi::*;
+        let table = [
+            ("us.conversation.api.sinch.com", Conversation),
+            ("eu.conversation.api.sinch.com", Conversation),
+            ("br.conversation.api.sinch.com", Conversation),
+            ("eu.template.api.sinch.com", Templates),
+            ("zt.us.sms.api.sinch.com", SmsProject),
+            ("zt.ca.sms.api.sinch.com", SmsProject),
+            ("us.sms.api.sinch.com", Sms),
+            ("au.sms.api.sinch.com", Sms),
+            ("numbers.api.sinch.com", Numbers),
+            ("lookup.api.sinch.com", NumberLookup),
+            ("fax.api.sinch.com", Fax),
+            ("elastic-trunking.api.sinch.com", ElasticTrunking),
+            ("calling.api.sinch.com", Voice),
+            ("calling-euc1.api.sinch.com", Voice),
+            ("calling-use1.api.sinch.com", Voice),
+            ("calling-sae1.api.sinch.com", Voice),
+            ("calling-apse1.api.sinch.com", Voice),
+            ("calling-apse2.api.sinch.com", Voice),
+            ("callingapi.sinch.com", Voice),
+            ("verification.api.sinch.com", Verification),
+            ("auth.sinch.com", Auth),
+            ("VERIFICATION.API.SINCH.COM.", Verification),
+            ("provisioning.api.sinch.com", OtherApi),
+        ];
+        for (host, api) in table {
+            assert_eq!(SinchApi::from_host(host), Some(api), "{host}");
+        }
+        for host in [
+            "sinch.com",
+            "www.sinch.com",
+            "api.sinch.com.evil.example",
+            "numbers.api.sinch.co",
+            "example.com",
+            "127.0.0.1",
+        ] {
+            assert_eq!(SinchApi::from_host(host), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn policy_allows_sinch_https_and_loopback_only() {
+        let p = HostPolicy::default();
+        assert!(p.allows(Some("https"), "sinch.com"));
+        assert!(p.allows(Some("https"), "us.sms.api.sinch.com"));
+        assert!(p.allows(Some("HTTPS"), "US.SMS.API.SINCH.COM."));
+        assert!(!p.allows(Some("http"), "us.sms.api.sinch.com"));
+        assert!(!p.allows(Some("https"), "evilsinch.com"));
+        assert!(!p.allows(Some("https"), "sinch.com.evil.example"));
+        assert!(!p.allows(Some("https"), "example.com"));
+        assert!(!p.allows(None, "sinch.com"));
+        assert!(p.allows(Some("http"), "127.0.0.1"));
+        assert!(p.allows(Some("http"), "127.8.9.10"));
+        assert!(p.allows(Some("http"), "[::1]"));
+        assert!(p.allows(Some("http"), "localhost"));
+        assert!(!p.allows(Some("http"), "10.0.0.1"));
+        assert!(!p.allows(Some("ftp"), "127.0.0.1"));
+    }
+
+    #[test]
+    fn policy_can_be_widened_and_loopback_turned_off() {
+        let mut p = HostPolicy::default();
+        p.allow_domain("Proxy.Example.com.").unwrap();
+        assert!(p.allows(Some("https"), "proxy.example.com"));
+        assert!(p.allows(Some("https"), "eu.proxy.example.com"));
+        assert!(!p.allows(Some("https"), "example.com"));
+        p.set_loopback(false);
+        assert!(!p.allows(Some("http"), "127.0.0.1"));
+        assert!(p.allow_domain("").is_err());
+        assert!(p.allow_domain("*.example.com").is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! Application-signed requests (spec §4). Filled in by the signing work.

@@ -1,0 +1,120 @@
+//! Schemes: pure, synchronous functions from credentials (and, for signing,
+//! the parts of a request) to header values. No I/O, no clock reads: a time,
+//! where one is needed, is passed in.
+//!
+//! | Scheme | Function | Used by |
+//! |---|---|---|
+//! | Basic | [`basic`] | legacy endpoints (`servicePlanId:apiToken`), Verification (`appKey:appSecret`) |
+//! | Bearer | [`bearer`] | SMS service plan API token, OAuth2 and self-signed JWTs |
+//! | Self-signed JWT | [`self_signed_jwt`] | spec §3 |
+//! | Application signing | [`application`] | Voice, Verification (spec §4) |
+//! | RTC registration token | [`rtc`] | in-app calling (spec §3) |
+//!
+//! Every header value made here is marked sensitive, so `hyper` and `h2` keep
+//! it out of their HPACK tables and logs.
+
+pub mod application;
+mod jwt;
+pub mod rtc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::{BufMut, BytesMut};
+use http::HeaderValue;
+
+pub use jwt::{SelfSignedClaims, self_signed_jwt};
+
+/// A value could not be put in a header: it holds characters HTTP forbids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("value contains characters not allowed in an HTTP header")]
+pub struct InvalidHeaderValue;
+
+/// `Authorization: Basic base64(user ":" password)` (RFC 7617, UTF-8).
+///
+/// ```
+/// // Spec §2 vector.
+/// let value = sinch_auth::scheme::basic("fooKey", "fooSecret");
+/// assert_eq!(value, "Basic Zm9vS2V5OmZvb1NlY3JldA==");
+/// assert!(value.is_sensitive());
+/// ```
+pub fn basic(user: &str, password: &str) -> HeaderValue {
+    let raw_len = user.len() + 1 + password.len();
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(raw_len));
+    raw.extend_from_slice(user.as_bytes());
+    raw.push(b':');
+    raw.extend_from_slice(password.as_bytes());
+    let mut out = BytesMut::with_capacity(6 + base64::encoded_len(raw_len, true).unwrap_or(0));
+    out.put_slice(b"Basic ");
+    let mut encoded = zeroize::Zeroizing::new(String::new());
+    STANDARD.encode_string(&*raw, &mut encoded);
+    out.put_slice(encoded.as_bytes());
+    // base64 output is always a valid header value.
+    sensitive(HeaderValue::from_maybe_shared(out.freeze()).expect("base64 is header-safe"))
+}
+
+/// `Authorization: Bearer {token}`.
+///
+/// ```
+/// let value = sinch_auth::scheme::bearer("abc.def.ghi").unwrap();
+/// assert_eq!(value, "Bearer abc.def.ghi");
+/// assert!(sinch_auth::scheme::bearer("line\nbreak").is_err());
+/// ```
+pub fn bearer(token: &str) -> Result<HeaderValue, InvalidHeaderValue> {
+    prefixed("Bearer ", token)
+}
+
+/// `{prefix}{value}` as a sensitive header value, built once.
+pub(crate) fn prefixed(prefix: &str, value: &str) -> Result<HeaderValue, InvalidHeaderValue> {
+    if value.is_empty() || !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(InvalidHeaderValue);
+    }
+    let mut out = BytesMut::with_capacity(prefix.len() + value.len());
+    out.put_slice(prefix.as_bytes());
+    out.put_slice(value.as_bytes());
+    HeaderValue::from_maybe_shared(out.freeze())
+        .map(sensitive)
+        .map_err(|_| InvalidHeaderValue)
+}
+
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
+}
+
+/// Makes later clones of a header value allocation-free: a `Bytes` built from
+/// a buffer moves to shared storage on its first clone, so do that clone now,
+/// off the request path.
+pub(crate) fn warm(value: HeaderValue) -> HeaderValue {
+    drop(value.clone());
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_matches_the_spec_vector() {
+        assert_eq!(
+            basic("fooKey", "fooSecret"),
+            "Basic Zm9vS2V5OmZvb1NlY3JldA=="
+        );
+    }
+
+    #[test]
+    fn basic_encodes_utf8_passwords() {
+        // base64("u:pässword") computed independently.
+        assert_eq!(basic("u", "pässword"), "Basic dTpww6Rzc3dvcmQ=");
+    }
+
+    #[test]
+    fn bearer_rejects_what_a_header_cannot_carry() {
+        assert!(bearer("").is_err());
+        assert!(bearer("a b").is_err());
+        assert!(bearer("a\r\nx-injected: 1").is_err());
+        assert!(bearer("tök").is_err());
+        let ok = bearer("eyJ.x-y_z~+/=").unwrap();
+        assert_eq!(ok, "Bearer eyJ.x-y_z~+/=");
+        assert!(ok.is_sensitive());
+    }
+}

@@ -1,0 +1,1 @@
+//! In-app calling user registration tokens (spec §3). Filled in by the signing work.

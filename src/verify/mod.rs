@@ -1,0 +1,1 @@
+//! Verifying what Sinch sends: callbacks and webhooks (spec §5). Filled in by the signing work.
