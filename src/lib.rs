@@ -4,15 +4,23 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+mod core;
 pub mod credentials;
 pub mod error;
 pub mod host;
+pub mod layer;
 pub mod scheme;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testkit;
+pub mod token;
 pub mod verify;
 
+pub use crate::core::Scheme;
 pub use credentials::{
     AccessKey, ApplicationCredentials, BasicCredentials, BearerToken, CredentialProvider,
     Credentials, CredentialsBuilder, CredentialsId, EnvCredentials, RotatingCredentials,
     ServicePlan, StaticCredentials,
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
+pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};

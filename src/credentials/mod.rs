@@ -333,6 +333,10 @@ impl fmt::Debug for BasicCredentials {
 pub struct CredentialsId(u64);
 
 impl CredentialsId {
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+
     fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))

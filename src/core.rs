@@ -1,0 +1,452 @@
+//! The core every adapter asks for headers: which scheme applies to a
+//! request, the derived-header and token caches, signing, and the
+//! 401-`expired` rule. Adapters (the tower layer, the reqwest middleware) only
+//! move requests and bodies around.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use secrecy::ExposeSecret;
+
+use crate::clock::Clock;
+use crate::error::{AuthError, CredentialKind};
+use crate::host::{HostPolicy, SinchApi};
+use crate::scheme;
+use crate::token::{Lookup, TokenCache, TokenTicket};
+use crate::{CredentialProvider, Credentials, CredentialsId};
+
+/// The `x-timestamp` header of application-signed requests.
+pub(crate) static X_TIMESTAMP: HeaderName = HeaderName::from_static("x-timestamp");
+
+/// How a request is authenticated (spec §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `Bearer {token}` from the token source: OAuth2 client credentials with
+    /// the project access key by default (Conversation, SMS with project
+    /// credentials, Numbers, Fax, …), or your own [`TokenSource`](crate::token::TokenSource).
+    OAuth2,
+    /// `Bearer {jwt}` with the self-signed JWT of Sinch's overview, minted from
+    /// the application credentials.
+    SelfSignedJwt,
+    /// `Bearer {apiToken}`: SMS with a service plan, as Sinch's SDKs send it.
+    ServicePlanBearer,
+    /// `Basic base64(servicePlanId:apiToken)`: legacy endpoints.
+    ServicePlanBasic,
+    /// `x-timestamp` and `Authorization: Application {key}:{signature}`: Voice and Verification.
+    ApplicationSigned,
+    /// `Basic base64(appKey:appSecret)`: Verification's alternative.
+    ApplicationBasic,
+    /// `Bearer {token}` with the plain [`BearerToken`](crate::BearerToken).
+    Bearer,
+    /// `Basic base64(user:password)` with the plain [`BasicCredentials`](crate::BasicCredentials).
+    Basic,
+}
+
+impl Scheme {
+    /// The scheme's name, for logs and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OAuth2 => "OAuth2",
+            Self::SelfSignedJwt => "SelfSignedJwt",
+            Self::ServicePlanBearer => "ServicePlanBearer",
+            Self::ServicePlanBasic => "ServicePlanBasic",
+            Self::ApplicationSigned => "ApplicationSigned",
+            Self::ApplicationBasic => "ApplicationBasic",
+            Self::Bearer => "Bearer",
+            Self::Basic => "Basic",
+        }
+    }
+
+    /// The credential the scheme needs (`None` for OAuth2 with a custom source,
+    /// decided by the builder).
+    pub fn needs(self) -> CredentialKind {
+        match self {
+            Self::OAuth2 => CredentialKind::AccessKey,
+            Self::SelfSignedJwt | Self::ApplicationSigned | Self::ApplicationBasic => {
+                CredentialKind::Application
+            }
+            Self::ServicePlanBearer | Self::ServicePlanBasic => CredentialKind::ServicePlan,
+            Self::Bearer => CredentialKind::Bearer,
+            Self::Basic => CredentialKind::Basic,
+        }
+    }
+
+    /// The scheme Sinch's SDKs use for a host, given the credentials at hand;
+    /// `None` for hosts that get no credentials (non-Sinch hosts, `auth.sinch.com`).
+    ///
+    /// ```
+    /// use sinch_auth::{Credentials, Scheme, ServicePlan};
+    ///
+    /// let plan = Credentials::from(ServicePlan::new("plan", "token")?);
+    /// assert_eq!(Scheme::for_host("us.sms.api.sinch.com", &plan), Some(Scheme::ServicePlanBearer));
+    /// assert_eq!(Scheme::for_host("calling.api.sinch.com", &plan), Some(Scheme::ApplicationSigned));
+    /// assert_eq!(Scheme::for_host("numbers.api.sinch.com", &plan), Some(Scheme::OAuth2));
+    /// assert_eq!(Scheme::for_host("example.com", &plan), None);
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn for_host(host: &str, credentials: &Credentials) -> Option<Self> {
+        Some(match SinchApi::from_host(host)? {
+            SinchApi::Auth => return None,
+            SinchApi::Voice | SinchApi::Verification => Self::ApplicationSigned,
+            SinchApi::Sms if credentials.service_plan().is_some() => Self::ServicePlanBearer,
+            _ => Self::OAuth2,
+        })
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the scheme for a request is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routing {
+    Fixed(Scheme),
+    ByHost,
+}
+
+/// A custom route: requests to this host (and port, if given) use this scheme.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) scheme: Scheme,
+}
+
+/// The parts of a request URL the core looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) scheme: Option<&'a str>,
+    pub(crate) host: Option<&'a str>,
+    pub(crate) port: Option<u16>,
+}
+
+impl<'a> Target<'a> {
+    pub(crate) fn from_uri(uri: &'a http::Uri) -> Self {
+        Self {
+            scheme: uri.scheme_str(),
+            host: uri.host(),
+            port: uri.port_u16(),
+        }
+    }
+}
+
+/// Which token cache a ticket belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenSlot {
+    OAuth2,
+    Jwt,
+}
+
+/// What the adapter must do for one request.
+pub(crate) enum Plan {
+    /// Send it untouched.
+    Skip,
+    /// Set `Authorization` to this value. With a ticket, a 401-`expired`
+    /// answer may be retried once.
+    Header(HeaderValue, Option<(TokenSlot, TokenTicket)>),
+    /// No usable token yet: wait for one, then set it.
+    Wait(TokenSlot),
+    /// Read the body, then sign (application scheme).
+    Sign(Arc<Credentials>),
+}
+
+/// A header derived from credentials alone (Basic, static Bearer), rebuilt
+/// only when the credentials change.
+#[derive(Default)]
+struct DerivedHeader(ArcSwapOption<(CredentialsId, HeaderValue)>);
+
+impl DerivedHeader {
+    fn get(
+        &self,
+        provider: &dyn CredentialProvider,
+        derive: impl FnOnce(&Credentials) -> Result<HeaderValue, AuthError>,
+    ) -> Result<HeaderValue, AuthError> {
+        let id = provider.current_id();
+        if let Some(entry) = self.0.load().as_ref() {
+            if entry.0 == id {
+                return Ok(entry.1.clone());
+            }
+        }
+        let credentials = provider.credentials();
+        let value = scheme::warm(derive(&credentials)?);
+        self.0
+            .store(Some(Arc::new((credentials.id(), value.clone()))));
+        Ok(value)
+    }
+}
+
+#[derive(Default)]
+struct DerivedHeaders {
+    service_plan_bearer: DerivedHeader,
+    service_plan_basic: DerivedHeader,
+    application_basic: DerivedHeader,
+    bearer: DerivedHeader,
+    basic: DerivedHeader,
+}
+
+/// Everything a layer needs, shared by all its clones.
+pub(crate) struct Core {
+    pub(crate) provider: Arc<dyn CredentialProvider>,
+    pub(crate) policy: HostPolicy,
+    pub(crate) routing: Routing,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) reject_disallowed: bool,
+    pub(crate) overwrite: bool,
+    pub(crate) resend_on_expired: bool,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) oauth2: Option<TokenCache>,
+    pub(crate) jwt: Option<TokenCache>,
+    derived: DerivedHeaders,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("routing", &self.routing)
+            .field("routes", &self.routes)
+            .field("policy", &self.policy)
+            .field("reject_disallowed", &self.reject_disallowed)
+            .field("overwrite", &self.overwrite)
+            .field("resend_on_expired", &self.resend_on_expired)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("oauth2", &self.oauth2)
+            .field("jwt", &self.jwt)
+            .finish_non_exhaustive()
+    }
+}
+
+fn missing(scheme: Scheme) -> AuthError {
+    AuthError::MissingCredential {
+        scheme: scheme.name(),
+        needs: scheme.needs(),
+    }
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        provider: Arc<dyn CredentialProvider>,
+        policy: HostPolicy,
+        routing: Routing,
+        routes: Vec<Route>,
+        reject_disallowed: bool,
+        overwrite: bool,
+        resend_on_expired: bool,
+        max_body_bytes: usize,
+        clock: Arc<dyn Clock>,
+        oauth2: Option<TokenCache>,
+        jwt: Option<TokenCache>,
+    ) -> Self {
+        Self {
+            provider,
+            policy,
+            routing,
+            routes,
+            reject_disallowed,
+            overwrite,
+            resend_on_expired,
+            max_body_bytes,
+            clock,
+            oauth2,
+            jwt,
+            derived: DerivedHeaders::default(),
+        }
+    }
+
+    /// Decides what to do with a request. Synchronous and, on the cached
+    /// paths, free of locks and allocations.
+    pub(crate) fn plan(&self, target: Target<'_>, headers: &HeaderMap) -> Result<Plan, AuthError> {
+        if !self.overwrite && headers.contains_key(AUTHORIZATION) {
+            return Ok(Plan::Skip);
+        }
+        let Some(host) = target.host else {
+            tracing::debug!(target: "sinch_auth", "request URI has no host; sent without credentials");
+            return Ok(Plan::Skip);
+        };
+        if !self.policy.allows(target.scheme, host) {
+            if self.reject_disallowed {
+                return Err(AuthError::HostNotAllowed {
+                    host: host.to_owned(),
+                });
+            }
+            tracing::debug!(target: "sinch_auth", host, "host not allowed to receive credentials; sent untouched");
+            return Ok(Plan::Skip);
+        }
+        let Some(scheme) = self.scheme_for(host, target.port) else {
+            tracing::debug!(target: "sinch_auth", host, "no scheme for this host; sent untouched");
+            return Ok(Plan::Skip);
+        };
+        self.plan_scheme(scheme)
+    }
+
+    fn scheme_for(&self, host: &str, port: Option<u16>) -> Option<Scheme> {
+        let route = self.routes.iter().find(|r| {
+            r.host.eq_ignore_ascii_case(host) && (r.port.is_none() || r.port == port)
+        });
+        if let Some(route) = route {
+            return Some(route.scheme);
+        }
+        match self.routing {
+            Routing::Fixed(scheme) => Some(scheme),
+            Routing::ByHost => Scheme::for_host(host, &self.provider.credentials()),
+        }
+    }
+
+    fn plan_scheme(&self, scheme: Scheme) -> Result<Plan, AuthError> {
+        let provider = &*self.provider;
+        let header = |slot: &DerivedHeader, derive: fn(&Credentials) -> Option<HeaderValue>| {
+            slot.get(provider, |c| derive(c).ok_or_else(|| missing(scheme)))
+                .map(|value| Plan::Header(value, None))
+        };
+        match scheme {
+            Scheme::OAuth2 | Scheme::SelfSignedJwt => {
+                let (slot, cache) = match scheme {
+                    Scheme::OAuth2 => (TokenSlot::OAuth2, self.oauth2.as_ref()),
+                    _ => (TokenSlot::Jwt, self.jwt.as_ref()),
+                };
+                let cache = cache.ok_or_else(|| missing(scheme))?;
+                Ok(match cache.lookup(provider.current_id())? {
+                    Lookup::Ready(value, ticket) => Plan::Header(value, Some((slot, ticket))),
+                    Lookup::Wait => Plan::Wait(slot),
+                })
+            }
+            Scheme::ServicePlanBearer => header(&self.derived.service_plan_bearer, |c| {
+                c.service_plan()
+                    .and_then(|p| scheme::bearer(p.api_token().expose_secret()).ok())
+            }),
+            Scheme::ServicePlanBasic => header(&self.derived.service_plan_basic, |c| {
+                c.service_plan()
+                    .map(|p| scheme::basic(p.id(), p.api_token().expose_secret()))
+            }),
+            Scheme::ApplicationBasic => header(&self.derived.application_basic, |c| {
+                c.application()
+                    .map(|a| scheme::basic(a.key(), a.secret().expose_secret()))
+            }),
+            Scheme::Bearer => header(&self.derived.bearer, |c| {
+                c.bearer()
+                    .and_then(|b| scheme::bearer(b.token().expose_secret()).ok())
+            }),
+            Scheme::Basic => header(&self.derived.basic, |c| {
+                c.basic()
+                    .map(|b| scheme::basic(b.username(), b.password().expose_secret()))
+            }),
+            Scheme::ApplicationSigned => {
+                let credentials = provider.credentials();
+                if credentials.application().is_none() {
+                    return Err(missing(scheme));
+                }
+                Ok(Plan::Sign(credentials))
+            }
+        }
+    }
+
+    fn cache(&self, slot: TokenSlot) -> Result<&TokenCache, AuthError> {
+        let (cache, scheme) = match slot {
+            TokenSlot::OAuth2 => (self.oauth2.as_ref(), Scheme::OAuth2),
+            TokenSlot::Jwt => (self.jwt.as_ref(), Scheme::SelfSignedJwt),
+        };
+        cache.ok_or_else(|| missing(scheme))
+    }
+
+    /// Waits for a usable token (other than `not_this`, after a 401).
+    pub(crate) async fn wait_token(
+        &self,
+        slot: TokenSlot,
+        not_this: Option<TokenTicket>,
+    ) -> Result<(HeaderValue, TokenTicket), AuthError> {
+        self.cache(slot)?.wait(not_this).await
+    }
+
+    /// Signs a request with the application scheme (spec §4): sets `x-timestamp`
+    /// and `Authorization`. `path` is the raw (percent-encoded) URI path.
+    pub(crate) fn sign(
+        &self,
+        credentials: &Credentials,
+        method: &Method,
+        path: &str,
+        headers: &mut HeaderMap,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let app = credentials
+            .application()
+            .ok_or_else(|| missing(Scheme::ApplicationSigned))?;
+        let content_type = match headers.get(CONTENT_TYPE) {
+            Some(value) => value
+                .to_str()
+                .map_err(|_| AuthError::InvalidHeaderValue {
+                    what: "content-type",
+                })?,
+            None => "",
+        };
+        let timestamp = scheme::application::format_timestamp(self.clock.now());
+        let signed = scheme::application::sign(app, method, path, content_type, body, &timestamp)
+            .map_err(|_| AuthError::InvalidHeaderValue {
+                what: "x-timestamp",
+            })?;
+        headers.insert(X_TIMESTAMP.clone(), signed.timestamp);
+        headers.insert(AUTHORIZATION, signed.authorization);
+        Ok(())
+    }
+
+    /// The 401-`expired` rule (spec §2): on a 401 whose `www-authenticate`
+    /// mentions `expired`, clear the token the request used if it is still
+    /// current, and say whether to resend (once).
+    pub(crate) fn should_resend(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        used: (TokenSlot, TokenTicket),
+    ) -> bool {
+        if !self.resend_on_expired || status != StatusCode::UNAUTHORIZED || !mentions_expired(headers) {
+            return false;
+        }
+        if let Ok(cache) = self.cache(used.0) {
+            cache.invalidate(used.1);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+}
+
+/// Whether any `www-authenticate` value contains `expired` (ASCII case-insensitive).
+pub(crate) fn mentions_expired(headers: &HeaderMap) -> bool {
+    headers.get_all(WWW_AUTHENTICATE).iter().any(|value| {
+        value
+            .as_bytes()
+            .windows(7)
+            .any(|w| w.eq_ignore_ascii_case(b"expired"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_is_found_in_any_www_authenticate_value() {
+        let mut h = HeaderMap::new();
+        assert!(!mentions_expired(&h));
+        h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"x\""));
+        assert!(!mentions_expired(&h));
+        h.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer error=\"invalid_token\", error_description=\"Jwt EXPIRED at 2024-07-08T22:12:28Z\"",
+            ),
+        );
+        assert!(mentions_expired(&h));
+    }
+}

@@ -1,0 +1,212 @@
+//! Tokens that expire: where they come from and how they are kept fresh.
+//!
+//! A [`TokenSource`] obtains a token from credentials: [`OAuth2`] fetches one
+//! from Sinch's token endpoint (spec §2), [`SelfSignedJwt`] mints one locally
+//! (spec §3), and [`source_fn`] wraps any async function of yours.
+//!
+//! The layer keeps each source's current token in a cache read without locks
+//! on the request path, refreshed by one background task per cache — see
+//! [`RefreshConfig`] for the timing rules.
+//!
+//! ```
+//! use std::time::Duration;
+//! use sinch_auth::token::{source_fn, Token};
+//!
+//! // A source that asks your own vault for a token.
+//! let source = source_fn(|_credentials| async {
+//!     Ok(Token::new("token-from-my-vault", Duration::from_secs(600)))
+//! });
+//! # let _ = source;
+//! ```
+
+mod cache;
+mod http_client;
+mod oauth2;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
+pub use cache::RefreshConfig;
+pub use http_client::{TokenHttpClient, TokenHttpResponse};
+pub use oauth2::OAuth2;
+
+use crate::clock::{Clock, SystemClock, unix_seconds};
+use crate::error::{CredentialKind, FetchError};
+use crate::{Credentials, scheme};
+
+/// A bearer token and how long it lives.
+pub struct Token {
+    value: SecretString,
+    expires_in: Duration,
+    scope: Option<String>,
+}
+
+impl Token {
+    /// A token valid for `expires_in` from now.
+    pub fn new(value: impl Into<String>, expires_in: Duration) -> Self {
+        Self {
+            value: SecretString::from(value.into()),
+            expires_in,
+            scope: None,
+        }
+    }
+
+    /// Records the token's scope (informational).
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// The token.
+    pub fn value(&self) -> &SecretString {
+        &self.value
+    }
+
+    /// How long it lives, counted from when it was obtained.
+    pub fn expires_in(&self) -> Duration {
+        self.expires_in
+    }
+
+    /// The scope the issuer reported, if any.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The future a [`TokenSource`] returns.
+pub type TokenFuture = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send + 'static>>;
+
+/// Obtains tokens. Called only by the background refresher, one call at a time per cache.
+pub trait TokenSource: Send + Sync + 'static {
+    /// Obtains a token for these credentials. The refresher applies the
+    /// per-fetch timeout; sources need not.
+    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture;
+
+    /// A short name for logs, e.g. `"oauth2"`.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+}
+
+impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
+    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
+        (**self).fetch(credentials)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// A [`TokenSource`] made from an async function. See the [module docs](self).
+pub fn source_fn<F, Fut>(f: F) -> SourceFn<F>
+where
+    F: Fn(Arc<Credentials>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Token, FetchError>> + Send + 'static,
+{
+    SourceFn(f)
+}
+
+/// See [`source_fn`].
+#[derive(Clone)]
+pub struct SourceFn<F>(F);
+
+impl<F> fmt::Debug for SourceFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SourceFn")
+    }
+}
+
+impl<F, Fut> TokenSource for SourceFn<F>
+where
+    F: Fn(Arc<Credentials>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Token, FetchError>> + Send + 'static,
+{
+    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
+        Box::pin((self.0)(credentials))
+    }
+}
+
+/// Mints the self-signed JWT of spec §3 from the application credentials.
+///
+/// Minting is local and cheap, but shares the machinery of fetched tokens: a
+/// minted JWT is cached and replaced ahead of its expiry in the background,
+/// never minted per request.
+#[derive(Clone)]
+pub struct SelfSignedJwt {
+    lifetime: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl SelfSignedJwt {
+    /// The lifetime Sinch's overview describes: one hour.
+    pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+    /// A minter for JWTs living `lifetime` (whole seconds, at least one).
+    pub fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime: lifetime.max(Duration::from_secs(1)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Reads `iat` from this clock instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl Default for SelfSignedJwt {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_LIFETIME)
+    }
+}
+
+impl fmt::Debug for SelfSignedJwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelfSignedJwt")
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+impl TokenSource for SelfSignedJwt {
+    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
+        let result = match credentials.application() {
+            Some(app) => {
+                let now = unix_seconds(self.clock.now());
+                let jwt = scheme::self_signed_jwt(app, now, self.lifetime);
+                Ok(Token {
+                    value: jwt,
+                    expires_in: Duration::from_secs(self.lifetime.as_secs()),
+                    scope: None,
+                })
+            }
+            None => Err(FetchError::MissingCredential(CredentialKind::Application)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn name(&self) -> &'static str {
+        "self-signed-jwt"
+    }
+}
