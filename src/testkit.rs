@@ -85,6 +85,7 @@ pub struct SinchStandInBuilder {
     service_plans: Vec<(String, SecretString)>,
     applications: Vec<(String, SecretString, Vec<u8>)>,
     token_lifetime: Option<Duration>,
+    addr: Option<SocketAddr>,
 }
 
 impl fmt::Debug for SinchStandInBuilder {
@@ -133,9 +134,19 @@ impl SinchStandInBuilder {
         self
     }
 
-    /// Binds `127.0.0.1` on a free port and starts serving.
+    /// Listens on this address instead of a free port on `127.0.0.1` (to
+    /// bring a stand-in back where a stopped one was).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.addr = Some(addr);
+        self
+    }
+
+    /// Binds (by default `127.0.0.1` on a free port) and starts serving.
     pub async fn start(self) -> std::io::Result<SinchStandIn> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = match self.addr {
+            Some(addr) => TcpListener::bind(addr).await?,
+            None => TcpListener::bind(("127.0.0.1", 0)).await?,
+        };
         let addr = listener.local_addr()?;
         let mut server_key = [0u8; 32];
         server_key.iter_mut().for_each(|b| *b = fastrand::u8(..));
@@ -159,20 +170,25 @@ impl SinchStandInBuilder {
         });
         let accept_state = state.clone();
         let task = tokio::spawn(async move {
+            // Connections live in the set, so stopping the stand-in drops them too.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let state = accept_state.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(state.handle(request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let state = accept_state.clone();
+                        connections.spawn(async move {
+                            let service = hyper::service::service_fn(move |request| {
+                                let state = state.clone();
+                                async move { Ok::<_, Infallible>(state.handle(request).await) }
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
             }
         });
         Ok(SinchStandIn { addr, state, task })
