@@ -288,9 +288,10 @@ impl Core {
     }
 
     fn scheme_for(&self, host: &str, port: Option<u16>) -> Option<Scheme> {
-        let route = self.routes.iter().find(|r| {
-            r.host.eq_ignore_ascii_case(host) && (r.port.is_none() || r.port == port)
-        });
+        let route = self
+            .routes
+            .iter()
+            .find(|r| r.host.eq_ignore_ascii_case(host) && (r.port.is_none() || r.port == port));
         if let Some(route) = route {
             return Some(route.scheme);
         }
@@ -379,18 +380,16 @@ impl Core {
             .application()
             .ok_or_else(|| missing(Scheme::ApplicationSigned))?;
         let content_type = match headers.get(CONTENT_TYPE) {
-            Some(value) => value
-                .to_str()
-                .map_err(|_| AuthError::InvalidHeaderValue {
-                    what: "content-type",
-                })?,
+            Some(value) => value.to_str().map_err(|_| AuthError::InvalidHeaderValue {
+                what: "content-type",
+            })?,
             None => "",
         };
         let timestamp = scheme::application::format_timestamp(self.clock.now());
         let signed = scheme::application::sign(app, method, path, content_type, body, &timestamp)
             .map_err(|_| AuthError::InvalidHeaderValue {
-                what: "x-timestamp",
-            })?;
+            what: "x-timestamp",
+        })?;
         headers.insert(X_TIMESTAMP.clone(), signed.timestamp);
         headers.insert(AUTHORIZATION, signed.authorization);
         Ok(())
@@ -405,7 +404,10 @@ impl Core {
         headers: &HeaderMap,
         used: (TokenSlot, TokenTicket),
     ) -> bool {
-        if !self.resend_on_expired || status != StatusCode::UNAUTHORIZED || !mentions_expired(headers) {
+        if !self.resend_on_expired
+            || status != StatusCode::UNAUTHORIZED
+            || !mentions_expired(headers)
+        {
             return false;
         }
         if let Ok(cache) = self.cache(used.0) {
@@ -439,7 +441,10 @@ mod tests {
     fn expired_is_found_in_any_www_authenticate_value() {
         let mut h = HeaderMap::new();
         assert!(!mentions_expired(&h));
-        h.append(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"x\""));
+        h.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"x\""),
+        );
         assert!(!mentions_expired(&h));
         h.append(
             WWW_AUTHENTICATE,

@@ -44,7 +44,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::core::{Core, Plan, Route, Routing, Target, TokenSlot};
 use crate::error::{AuthError, BoxError, ConfigError, ServiceError};
 use crate::host::HostPolicy;
-use crate::token::{OAuth2, RefreshConfig, SelfSignedJwt, TokenCache, TokenHttpClient, TokenSource, TokenTicket};
+use crate::token::{
+    OAuth2, RefreshConfig, SelfSignedJwt, TokenCache, TokenHttpClient, TokenSource, TokenTicket,
+};
 use crate::{CredentialProvider, Scheme};
 
 /// Adds Sinch authentication to every request of the service it wraps.
@@ -75,10 +77,7 @@ impl SinchAuthLayer {
     /// let layer = SinchAuthLayer::new(credentials, Scheme::ServicePlanBearer)?;
     /// # Ok::<(), sinch_auth::ConfigError>(())
     /// ```
-    pub fn new(
-        provider: impl CredentialProvider,
-        scheme: Scheme,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(provider: impl CredentialProvider, scheme: Scheme) -> Result<Self, ConfigError> {
         Self::builder(provider).scheme(scheme).build()
     }
 
@@ -328,13 +327,12 @@ impl SinchAuthBuilder {
                 self.refresh.clone(),
             )
         };
-        let oauth2 = (by_host || schemes.contains(&Scheme::OAuth2)).then(|| {
-            cache(
-                self.token_source
-                    .clone()
-                    .unwrap_or_else(|| Arc::new(self.oauth2.clone().with_clock(self.clock.clone()))),
-            )
-        });
+        let oauth2 =
+            (by_host || schemes.contains(&Scheme::OAuth2)).then(|| {
+                cache(self.token_source.clone().unwrap_or_else(|| {
+                    Arc::new(self.oauth2.clone().with_clock(self.clock.clone()))
+                }))
+            });
         let jwt = schemes.contains(&Scheme::SelfSignedJwt).then(|| {
             cache(Arc::new(
                 SelfSignedJwt::new(self.jwt_lifetime).with_clock(self.clock.clone()),
@@ -389,7 +387,9 @@ impl AuthBody for Full<Bytes> {
 
 impl<E: 'static> AuthBody for BoxBody<Bytes, E> {
     fn from_bytes(bytes: Bytes) -> Self {
-        Full::new(bytes).map_err(|never: Infallible| match never {}).boxed()
+        Full::new(bytes)
+            .map_err(|never: Infallible| match never {})
+            .boxed()
     }
 
     fn try_clone(&self) -> Option<Self> {
@@ -519,7 +519,13 @@ where
                     future: Box::pin(async move {
                         let (mut parts, body) = request.into_parts();
                         let bytes = read_body(body, core.max_body_bytes()).await?;
-                        core.sign(&credentials, &parts.method, parts.uri.path(), &mut parts.headers, &bytes)?;
+                        core.sign(
+                            &credentials,
+                            &parts.method,
+                            parts.uri.path(),
+                            &mut parts.headers,
+                            &bytes,
+                        )?;
                         let mut ready = ready;
                         ready
                             .call(Request::from_parts(parts, B::from_bytes(bytes)))

@@ -155,9 +155,7 @@ impl SinchStandInBuilder {
             service_plans: Mutex::new(self.service_plans),
             applications: Mutex::new(self.applications),
             server_key,
-            token_lifetime: Mutex::new(
-                self.token_lifetime.unwrap_or(Duration::from_secs(3600)),
-            ),
+            token_lifetime: Mutex::new(self.token_lifetime.unwrap_or(Duration::from_secs(3600))),
             issued: Mutex::new(HashMap::new()),
             next_jti: AtomicU64::new(1),
             token_requests: AtomicU64::new(0),
@@ -363,11 +361,7 @@ impl State {
         self.api(parts, body).await
     }
 
-    async fn token(
-        &self,
-        parts: &http::request::Parts,
-        body: Bytes,
-    ) -> Response<StandInBody> {
+    async fn token(&self, parts: &http::request::Parts, body: Bytes) -> Response<StandInBody> {
         self.token_requests.fetch_add(1, Ordering::SeqCst);
         let (delay, failure) = {
             let mut faults = lock(&self.faults);
@@ -385,7 +379,10 @@ impl State {
                 return hangup();
             }
             let mut response = json(failure.status, failure.body);
-            if let Some(retry_after) = failure.retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            if let Some(retry_after) = failure
+                .retry_after
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
                 response.headers_mut().insert(RETRY_AFTER, retry_after);
             }
             return boxed(response);
@@ -405,7 +402,8 @@ impl State {
         let Some(key_id) = self.basic_access_key(&parts.headers) else {
             return boxed(json(
                 StatusCode::UNAUTHORIZED,
-                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#.to_owned(),
+                r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#
+                    .to_owned(),
             ));
         };
         let lifetime = lock(&self.token_lifetime).as_secs().max(1);
@@ -663,9 +661,10 @@ fn hangup() -> Response<StandInBody> {
 /// Headers go out (promising 1000 bytes), then the body breaks off.
 fn hangup_after_headers() -> Response<StandInBody> {
     let mut response = Response::new(Broken.boxed());
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("1000"));
+    response.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        HeaderValue::from_static("1000"),
+    );
     response
 }
 

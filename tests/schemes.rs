@@ -60,7 +60,11 @@ async fn service_plan_bearer_sends_the_api_token_as_sinch_sdks_do() {
     let client = ServiceBuilder::new()
         .layer(layer(creds, Scheme::ServicePlanBearer, &sinch))
         .service(sinch.client());
-    let (status, body) = send(&client, get(format!("{}/xms/v1/plan-1/batches", sinch.url()))).await;
+    let (status, body) = send(
+        &client,
+        get(format!("{}/xms/v1/plan-1/batches", sinch.url())),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(authorization(&sinch), "Bearer API-TOKEN-s2");
     assert!(body.contains("bearer:service-plan:plan-1"));
@@ -109,7 +113,9 @@ async fn plain_bearer_and_basic_carry_exactly_the_configured_values() {
         ),
     ] {
         let layer = SinchAuthLayer::new(StaticCredentials::new(credentials()), scheme).unwrap();
-        let service = ServiceBuilder::new().layer(layer).service(capture.service());
+        let service = ServiceBuilder::new()
+            .layer(layer)
+            .service(capture.service());
         service
             .oneshot(get("https://api.sinch.com/anything"))
             .await
@@ -168,7 +174,11 @@ async fn oauth2_fetches_one_token_for_many_requests() {
         .layer(layer(creds, Scheme::OAuth2, &sinch))
         .service(sinch.client());
     for _ in 0..20 {
-        let (status, body) = send(&client, get(format!("{}/v1/projects/proj-1/x", sinch.url()))).await;
+        let (status, body) = send(
+            &client,
+            get(format!("{}/v1/projects/proj-1/x", sinch.url())),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("oauth2:key-1"));
     }
@@ -179,11 +189,13 @@ async fn oauth2_fetches_one_token_for_many_requests() {
 async fn requests_to_hosts_outside_the_allowlist_pass_untouched() {
     let capture = Capture::default();
     let layer = SinchAuthLayer::new(StaticCredentials::new(credentials()), Scheme::Bearer).unwrap();
-    let service = ServiceBuilder::new().layer(layer).service(capture.service());
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(capture.service());
     for url in [
-        "http://us.sms.api.sinch.com/xms",       // sinch, but not https
-        "https://evilsinch.com/",                // suffix without a dot
-        "https://sinch.com.attacker.example/",   // sinch.com as a prefix
+        "http://us.sms.api.sinch.com/xms",     // sinch, but not https
+        "https://evilsinch.com/",              // suffix without a dot
+        "https://sinch.com.attacker.example/", // sinch.com as a prefix
         "https://example.com/",
         "http://10.0.0.1/",
         "/relative/only",
@@ -221,7 +233,9 @@ async fn allowlist_can_be_widened_loopback_turned_off_and_misses_rejected() {
         .reject_disallowed_hosts(true)
         .build()
         .unwrap();
-    let service = ServiceBuilder::new().layer(layer).service(capture.service());
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(capture.service());
     service
         .clone()
         .oneshot(get("https://eu.proxy.example.com/x"))
@@ -236,7 +250,11 @@ async fn allowlist_can_be_widened_loopback_turned_off_and_misses_rejected() {
             "{error:?}"
         );
     }
-    assert_eq!(capture.all().len(), before, "rejected requests must not be sent");
+    assert_eq!(
+        capture.all().len(),
+        before,
+        "rejected requests must not be sent"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +288,10 @@ async fn an_existing_authorization_header_is_kept_unless_overwrite_is_asked() {
         .oneshot(request)
         .await
         .unwrap();
-    assert_eq!(capture.last().headers[AUTHORIZATION], "Bearer PLAIN-BEARER-s3");
+    assert_eq!(
+        capture.last().headers[AUTHORIZATION],
+        "Bearer PLAIN-BEARER-s3"
+    );
     assert_eq!(
         capture.last().headers.get_all(AUTHORIZATION).iter().count(),
         1
@@ -330,9 +351,11 @@ async fn the_inner_service_error_stays_reachable_and_typed() {
     impl std::error::Error for Boom {}
 
     let layer = SinchAuthLayer::new(StaticCredentials::new(credentials()), Scheme::Bearer).unwrap();
-    let failing = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-        Err::<http::Response<()>, _>(Boom(7))
-    });
+    let failing = tower::service_fn(
+        |_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+            Err::<http::Response<()>, _>(Boom(7))
+        },
+    );
     let error = ServiceBuilder::new()
         .layer(layer)
         .service(failing)

@@ -74,7 +74,10 @@ async fn the_token_request_is_byte_for_byte_what_spec_section_2_gives() {
         .build()
         .unwrap()
         .layer(capture.service());
-    service.oneshot(get("https://numbers.api.sinch.com/v1/x")).await.unwrap();
+    service
+        .oneshot(get("https://numbers.api.sinch.com/v1/x"))
+        .await
+        .unwrap();
     assert_eq!(capture.last().headers[AUTHORIZATION], "Bearer tok");
 
     let received = server.await.unwrap();
@@ -98,7 +101,11 @@ async fn the_token_request_is_byte_for_byte_what_spec_section_2_gives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_requests_on_a_cold_cache_make_exactly_one_fetch() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     sinch.delay_tokens(Duration::from_millis(200));
     let capture = Capture::default();
     let service = layer(&sinch.url(), RefreshConfig::default()).layer(capture.service());
@@ -119,7 +126,7 @@ async fn ten_thousand_concurrent_requests_on_a_cold_cache_make_exactly_one_fetch
     let seen = capture.all();
     assert_eq!(seen.len(), 10_000);
     let first = &seen[0].headers[AUTHORIZATION];
-    assert!(seen.iter().all(|s| &s.headers[AUTHORIZATION] == first));
+    assert!(seen.iter().all(|s| s.headers[AUTHORIZATION] == first));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,8 +157,15 @@ async fn refresh_does_not_block_requests_holding_a_valid_token() {
     }
     let seen = capture.all();
     let last = &seen.last().unwrap().headers[AUTHORIZATION];
-    assert_ne!(last, &first, "the refresh did not land within the token's life");
-    assert_eq!(sinch.token_requests(), 2, "one fetch at start, exactly one refresh");
+    assert_ne!(
+        last, &first,
+        "the refresh did not land within the token's life"
+    );
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "one fetch at start, exactly one refresh"
+    );
     // The refresh took 500 ms; no request came near that.
     assert!(
         slowest < Duration::from_millis(100),
@@ -344,10 +358,22 @@ async fn token_endpoint_closing_the_connection_is_survived() {
 async fn malformed_token_answers_are_survived() {
     for (body, reason) in [
         ("{not json", "not a JSON object"),
-        (r#"{"expires_in":3600,"token_type":"bearer"}"#, "access_token is missing"),
-        (r#"{"access_token":"a","expires_in":0}"#, "expires_in is not positive"),
-        (r#"{"access_token":"a","expires_in":-3600}"#, "expires_in is not positive"),
-        (r#"{"access_token":"bad token\u0001","expires_in":3600}"#, "not allowed in a header"),
+        (
+            r#"{"expires_in":3600,"token_type":"bearer"}"#,
+            "access_token is missing",
+        ),
+        (
+            r#"{"access_token":"a","expires_in":0}"#,
+            "expires_in is not positive",
+        ),
+        (
+            r#"{"access_token":"a","expires_in":-3600}"#,
+            "expires_in is not positive",
+        ),
+        (
+            r#"{"access_token":"bad token\u0001","expires_in":3600}"#,
+            "not allowed in a header",
+        ),
     ] {
         survives(Fault::Respond(TokenFailure::ok_with_body(body)), |e| {
             assert!(cause_text(e).contains(reason), "{body}: {e}");
@@ -360,7 +386,10 @@ async fn malformed_token_answers_are_survived() {
 
 #[tokio::test]
 async fn oversized_token_answers_are_refused_not_buffered() {
-    let huge = format!(r#"{{"access_token":"{}","expires_in":3600}}"#, "a".repeat(100_000));
+    let huge = format!(
+        r#"{{"access_token":"{}","expires_in":3600}}"#,
+        "a".repeat(100_000)
+    );
     survives(Fault::Respond(TokenFailure::ok_with_body(huge)), |e| {
         assert!(cause_text(e).contains("larger than 65536 bytes"), "{e}")
     })
@@ -369,7 +398,11 @@ async fn oversized_token_answers_are_refused_not_buffered() {
 
 #[tokio::test]
 async fn a_huge_expires_in_is_clamped_not_trusted() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     sinch.fail_next_token_requests(
         1,
         TokenFailure::ok_with_body(
@@ -387,7 +420,11 @@ async fn a_huge_expires_in_is_clamped_not_trusted() {
 
 #[tokio::test]
 async fn a_401_expired_once_refreshes_once_and_resends_once() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     let client = ServiceBuilder::new()
         .layer(layer(&sinch.url(), fault_config()))
         .service(sinch.client());
@@ -402,7 +439,11 @@ async fn a_401_expired_once_refreshes_once_and_resends_once() {
 
 #[tokio::test]
 async fn a_server_that_always_says_expired_gets_one_resend_per_request_and_bounded_fetches() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     let config = fault_config().min_forced_interval(Duration::from_millis(100));
     let client = ServiceBuilder::new()
         .layer(layer(&sinch.url(), config))
@@ -415,10 +456,17 @@ async fn a_server_that_always_says_expired_gets_one_resend_per_request_and_bound
         let (status, _) = send(&client, get(&url)).await;
         assert_eq!(status, 401);
     }
-    assert_eq!(sinch.api_requests(), 1 + 10 * 2, "exactly one resend per request");
+    assert_eq!(
+        sinch.api_requests(),
+        1 + 10 * 2,
+        "exactly one resend per request"
+    );
     let fetches = sinch.token_requests();
     let bound = 1 + 1 + (started.elapsed().as_millis() / 100) as u64;
-    assert!(fetches <= bound.min(11), "{fetches} fetches (bound {bound})");
+    assert!(
+        fetches <= bound.min(11),
+        "{fetches} fetches (bound {bound})"
+    );
 }
 
 /// Inner service that answers 401 with a given `www-authenticate` and counts calls.
@@ -449,10 +497,17 @@ fn answering_401(
 
 #[tokio::test]
 async fn no_resend_on_407_or_on_401_without_expired() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     let layer = layer(&sinch.url(), fault_config());
     for (status, www) in [
-        (StatusCode::PROXY_AUTHENTICATION_REQUIRED, "Bearer error=\"expired\""),
+        (
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "Bearer error=\"expired\"",
+        ),
         (StatusCode::UNAUTHORIZED, "Bearer error=\"invalid_token\""),
         (StatusCode::FORBIDDEN, "Bearer error=\"expired\""),
     ] {
@@ -470,7 +525,11 @@ async fn no_resend_on_407_or_on_401_without_expired() {
 
 #[tokio::test]
 async fn a_late_401_carrying_an_old_token_does_not_wipe_a_newer_one() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     let layer = layer(&sinch.url(), fault_config());
     let client = layer.layer(sinch.client());
     let url = format!("{}/v1/x", sinch.url());
@@ -497,7 +556,11 @@ async fn a_late_401_carrying_an_old_token_does_not_wipe_a_newer_one() {
             Ok::<_, std::convert::Infallible>(response)
         }
     });
-    let a = tokio::spawn(layer.layer(slow).oneshot(get("https://numbers.api.sinch.com/v1/a")));
+    let a = tokio::spawn(
+        layer
+            .layer(slow)
+            .oneshot(get("https://numbers.api.sinch.com/v1/a")),
+    );
 
     // B: meanwhile token 1 really expires; B's 401 replaces it with token 2.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -512,12 +575,20 @@ async fn a_late_401_carrying_an_old_token_does_not_wipe_a_newer_one() {
     assert_eq!(slow_calls.load(Ordering::SeqCst), 2);
     let (status, _) = send(&client, get(&url)).await;
     assert_eq!(status, 200);
-    assert_eq!(sinch.token_requests(), 2, "the late 401 must not clear token 2");
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "the late 401 must not clear token 2"
+    );
 }
 
 #[tokio::test]
 async fn dropping_the_last_service_ends_the_refresher() {
-    let sinch = SinchStandIn::builder().access_key(&key()).start().await.unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline = metrics.num_alive_tasks();
     let capture = Capture::default();
@@ -544,7 +615,10 @@ async fn dropping_the_last_service_ends_the_refresher() {
 fn a_layer_built_before_the_runtime_starts_works_once_it_does() {
     let capture = Capture::default();
     let source = sinch_auth::token::source_fn(|_| async {
-        Ok(sinch_auth::token::Token::new("lazy", Duration::from_secs(600)))
+        Ok(sinch_auth::token::Token::new(
+            "lazy",
+            Duration::from_secs(600),
+        ))
     });
     let service = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)

@@ -143,7 +143,8 @@ impl RefreshConfig {
             .backoff_base
             .saturating_mul(4u32.saturating_pow(failures.saturating_sub(1).min(15)))
             .min(self.backoff_cap);
-        step.mul_f64(jitter.clamp(0.0, 1.0)).max(self.backoff_base / 10)
+        step.mul_f64(jitter.clamp(0.0, 1.0))
+            .max(self.backoff_base / 10)
     }
 }
 
@@ -274,11 +275,7 @@ impl TokenCache {
                 Ok(())
             };
         }
-        let mut pending = self
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(receiver) = pending.take() {
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 *pending = Some(receiver);
@@ -387,9 +384,7 @@ impl TokenCache {
             return false;
         }
         let previous = shared.current.compare_and_swap(&*current, None);
-        let cleared = previous
-            .as_ref()
-            .is_some_and(|p| p.id == ticket.token_id);
+        let cleared = previous.as_ref().is_some_and(|p| p.id == ticket.token_id);
         if cleared {
             tracing::info!(
                 target: "sinch_auth",
@@ -659,8 +654,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn invalidate_clears_only_the_token_it_names() {
-        let provider: Arc<dyn CredentialProvider> =
-            Arc::new(crate::StaticCredentials::new(crate::BearerToken::new("x").unwrap()));
+        let provider: Arc<dyn CredentialProvider> = Arc::new(crate::StaticCredentials::new(
+            crate::BearerToken::new("x").unwrap(),
+        ));
         let counter = Arc::new(AtomicU64::new(0));
         let c2 = counter.clone();
         let source = super::super::source_fn(move |_| {

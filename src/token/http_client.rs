@@ -103,9 +103,10 @@ impl fmt::Debug for TokenHttpClient {
 impl Service<Request<Full<Bytes>>> for TokenHttpClient {
     type Response = TokenHttpResponse;
     type Error = BoxError;
-    type Future = <BoxCloneSyncService<Request<Full<Bytes>>, TokenHttpResponse, BoxError> as Service<
-        Request<Full<Bytes>>,
-    >>::Future;
+    type Future =
+        <BoxCloneSyncService<Request<Full<Bytes>>, TokenHttpResponse, BoxError> as Service<
+            Request<Full<Bytes>>,
+        >>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.0.poll_ready(cx)

@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
 pub use cache::RefreshConfig;
+pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
 pub use http_client::{TokenHttpClient, TokenHttpResponse};
 pub use oauth2::OAuth2;
 

@@ -86,7 +86,9 @@ impl OAuth2 {
         let loopback_http =
             scheme.eq_ignore_ascii_case("http") && crate::host::is_loopback(authority.host());
         if !https && !loopback_http {
-            return Err(invalid("must be https (plain http is allowed only on loopback)"));
+            return Err(invalid(
+                "must be https (plain http is allowed only on loopback)",
+            ));
         }
         self.token_url = format!("{scheme}://{authority}{TOKEN_PATH}")
             .parse()
@@ -263,7 +265,9 @@ fn parse_token(body: &[u8], now: SystemTime) -> Result<Token, FetchError> {
                 .ok_or(malformed("expires_in is missing and the token has no exp"))?;
             let remaining = exp.saturating_sub(unix_seconds(now));
             if remaining == 0 {
-                return Err(malformed("expires_in is missing and the token's exp has passed"));
+                return Err(malformed(
+                    "expires_in is missing and the token's exp has passed",
+                ));
             }
             Duration::from_secs(remaining)
         }
@@ -278,9 +282,7 @@ fn parse_token(body: &[u8], now: SystemTime) -> Result<Token, FetchError> {
 fn parse_expires_in(value: &Value) -> Result<Duration, FetchError> {
     let malformed = |reason| FetchError::MalformedResponse { reason };
     let seconds = match value {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or(malformed("expires_in is not a number"))?,
+        Value::Number(n) => n.as_f64().ok_or(malformed("expires_in is not a number"))?,
         Value::String(s) => s
             .trim()
             .parse::<f64>()
@@ -328,7 +330,8 @@ mod tests {
 
     #[test]
     fn parses_a_sinch_token_answer() {
-        let body = br#"{"access_token":"abc.def.ghi","expires_in":3599,"scope":"","token_type":"bearer"}"#;
+        let body =
+            br#"{"access_token":"abc.def.ghi","expires_in":3599,"scope":"","token_type":"bearer"}"#;
         let token = parse_token(body, now()).unwrap();
         assert_eq!(token.value().expose_secret(), "abc.def.ghi");
         assert_eq!(token.expires_in(), Duration::from_secs(3599));
@@ -341,13 +344,34 @@ mod tests {
             (b"not json SECRETX", "body is not a JSON object"),
             (b"[1,2]", "body is not a JSON object"),
             (br#"{"expires_in":3600}"#, "access_token is missing"),
-            (br#"{"access_token":7,"expires_in":3600}"#, "access_token is not a string"),
-            (br#"{"access_token":"","expires_in":3600}"#, "access_token is empty"),
-            (br#"{"access_token":"SECRETX","expires_in":0}"#, "expires_in is not positive"),
-            (br#"{"access_token":"SECRETX","expires_in":-5}"#, "expires_in is not positive"),
-            (br#"{"access_token":"SECRETX","expires_in":"soon SECRETX"}"#, "expires_in is not a number"),
-            (br#"{"access_token":"SECRETX","expires_in":3600,"token_type":"mac"}"#, "token_type is not bearer"),
-            (br#"{"access_token":"SECRETX"}"#, "expires_in is missing and the token has no exp"),
+            (
+                br#"{"access_token":7,"expires_in":3600}"#,
+                "access_token is not a string",
+            ),
+            (
+                br#"{"access_token":"","expires_in":3600}"#,
+                "access_token is empty",
+            ),
+            (
+                br#"{"access_token":"SECRETX","expires_in":0}"#,
+                "expires_in is not positive",
+            ),
+            (
+                br#"{"access_token":"SECRETX","expires_in":-5}"#,
+                "expires_in is not positive",
+            ),
+            (
+                br#"{"access_token":"SECRETX","expires_in":"soon SECRETX"}"#,
+                "expires_in is not a number",
+            ),
+            (
+                br#"{"access_token":"SECRETX","expires_in":3600,"token_type":"mac"}"#,
+                "token_type is not bearer",
+            ),
+            (
+                br#"{"access_token":"SECRETX"}"#,
+                "expires_in is missing and the token has no exp",
+            ),
         ];
         for (body, reason) in cases {
             let err = parse_token(body, now()).unwrap_err();
@@ -363,7 +387,10 @@ mod tests {
     #[test]
     fn absurd_expires_in_does_not_overflow() {
         let body = br#"{"access_token":"t","expires_in":1e300}"#;
-        assert_eq!(parse_token(body, now()).unwrap().expires_in(), Duration::MAX);
+        assert_eq!(
+            parse_token(body, now()).unwrap().expires_in(),
+            Duration::MAX
+        );
         let body = br#"{"access_token":"t","expires_in":18446744073709551615}"#;
         assert!(parse_token(body, now()).unwrap().expires_in() > Duration::from_secs(1 << 60));
     }
@@ -408,7 +435,10 @@ mod tests {
             assert!(
                 matches!(
                     OAuth2::new().auth_host(bad),
-                    Err(ConfigError::InvalidUrl { field: "auth host", .. })
+                    Err(ConfigError::InvalidUrl {
+                        field: "auth host",
+                        ..
+                    })
                 ),
                 "{bad}"
             );

@@ -74,7 +74,12 @@ impl Capture {
     }
 
     pub fn last(&self) -> Seen {
-        self.0.lock().unwrap().last().cloned().expect("a request was captured")
+        self.0
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request was captured")
     }
 }
 
@@ -84,7 +89,11 @@ where
     S: tower::Service<Request<Full<Bytes>>, Response = Response<hyper::body::Incoming>> + Clone,
     S::Error: std::fmt::Debug,
 {
-    let response = service.clone().oneshot(request).await.expect("request failed");
+    let response = service
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("request failed");
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())

@@ -1,0 +1,174 @@
+//! `cargo run --example quickstart`
+//!
+//! Offline (no `SINCH_*` variables): starts the loopback Sinch stand-in and
+//! sends one request with each scheme through `SinchAuthLayer` over
+//! hyper-util's client, printing what the stand-in received (secrets redacted).
+//!
+//! Online (`SINCH_KEY_ID`, `SINCH_APPLICATION_KEY` or `SINCH_SERVICE_PLAN_ID`
+//! groups set, see the README): sends one read-only request per credential
+//! kind to real Sinch, choosing the scheme by host.
+
+use std::error::Error;
+
+use bytes::Bytes;
+use http::Request;
+use http::header::AUTHORIZATION;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sinch_auth::testkit::SinchStandIn;
+use sinch_auth::{
+    AccessKey, ApplicationCredentials, Credentials, EnvCredentials, Scheme, ServicePlan,
+    SinchAuthLayer, StaticCredentials,
+};
+use tower::{ServiceBuilder, ServiceExt};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    match EnvCredentials::from_env() {
+        Ok(env) => online(env).await,
+        Err(sinch_auth::ConfigError::NoCredentialsInEnv) => offline().await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn offline() -> Result<(), BoxError> {
+    println!("No SINCH_* variables set: talking to the loopback Sinch stand-in.\n");
+    let credentials = Credentials::builder()
+        .access_key(AccessKey::new(
+            "demo-project",
+            "demo-key-id",
+            "demo-key-secret",
+        )?)
+        .application(ApplicationCredentials::new(
+            "demo-app-key",
+            "ZGVtby1hcHAtc2VjcmV0",
+        )?)
+        .service_plan(ServicePlan::new("demo-plan", "demo-api-token")?)
+        .build();
+    let sinch = SinchStandIn::builder()
+        .access_key(credentials.access_key().unwrap())
+        .application(credentials.application().unwrap())
+        .service_plan(credentials.service_plan().unwrap())
+        .start()
+        .await?;
+    let provider = StaticCredentials::new(credentials);
+    println!("stand-in listening on {}\n", sinch.url());
+
+    let schemes = [
+        (
+            Scheme::OAuth2,
+            "GET",
+            "/v1/projects/demo-project/activeNumbers",
+        ),
+        (
+            Scheme::ServicePlanBearer,
+            "GET",
+            "/xms/v1/demo-plan/batches",
+        ),
+        (Scheme::ServicePlanBasic, "GET", "/xms/v1/demo-plan/batches"),
+        (Scheme::SelfSignedJwt, "GET", "/v1/whoami"),
+        (
+            Scheme::ApplicationSigned,
+            "POST",
+            "/verification/v1/verifications",
+        ),
+        (
+            Scheme::ApplicationBasic,
+            "POST",
+            "/verification/v1/verifications",
+        ),
+    ];
+    for (scheme, method, path) in schemes {
+        let layer = SinchAuthLayer::builder(provider.clone())
+            .scheme(scheme)
+            .auth_host(&sinch.url())
+            .build()?;
+        let client = ServiceBuilder::new().layer(layer).service(sinch.client());
+        let body = if method == "POST" {
+            Bytes::from_static(
+                br#"{"identity":{"type":"number","endpoint":"+46700000000"},"method":"sms"}"#,
+            )
+        } else {
+            Bytes::new()
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", sinch.url()))
+            .header("content-type", "application/json")
+            .body(Full::new(body))?;
+        let response = client.oneshot(request).await?;
+        let status = response.status();
+        let answer = response.into_body().collect().await?.to_bytes();
+        let received = sinch.last_request().expect("the stand-in saw the request");
+        println!("{:<18} {method} {path}", scheme.name());
+        println!(
+            "  sent:     Authorization: {}",
+            redact(&received.headers[AUTHORIZATION])
+        );
+        if let Some(ts) = received.headers.get("x-timestamp") {
+            println!("            x-timestamp: {}", ts.to_str()?);
+        }
+        println!(
+            "  answered: {status} {}\n",
+            String::from_utf8_lossy(&answer)
+        );
+        if !status.is_success() {
+            return Err(format!("{scheme} was refused").into());
+        }
+    }
+    println!(
+        "token endpoint calls: {} (one OAuth2 token, cached)",
+        sinch.token_requests()
+    );
+    Ok(())
+}
+
+/// Shows the scheme word and the length of what follows, never the secret.
+fn redact(value: &http::HeaderValue) -> String {
+    let text = value.to_str().unwrap_or("");
+    match text.split_once(' ') {
+        Some((scheme, rest)) => format!("{scheme} [{} bytes redacted]", rest.len()),
+        None => "[redacted]".to_owned(),
+    }
+}
+
+async fn online(env: EnvCredentials) -> Result<(), BoxError> {
+    println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
+    let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
+    let credentials = env.credentials();
+    let mut targets = Vec::new();
+    if let Some(key) = credentials.access_key() {
+        targets.push(format!(
+            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
+            key.project_id()
+        ));
+    }
+    if let Some(plan) = credentials.service_plan() {
+        targets.push(format!(
+            "{}/xms/v1/{}/batches?page_size=1",
+            region.sms_url(),
+            plan.id()
+        ));
+    }
+    if credentials.application().is_some() {
+        targets.push("https://calling.api.sinch.com/calling/v1/configuration/numbers".to_owned());
+    }
+    let layer = SinchAuthLayer::by_host(env)?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = ServiceBuilder::new()
+        .layer(layer)
+        .service(Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https));
+    for url in targets {
+        let request = Request::get(&url).body(Full::new(Bytes::new()))?;
+        let response = client.clone().oneshot(request).await?;
+        println!("GET {url}\n  answered: {}\n", response.status());
+    }
+    Ok(())
+}
