@@ -45,7 +45,8 @@ use crate::core::{Core, Plan, Route, Routing, Target, TokenSlot};
 use crate::error::{AuthError, BoxError, ConfigError, ServiceError};
 use crate::host::HostPolicy;
 use crate::token::{
-    OAuth2, RefreshConfig, SelfSignedJwt, TokenCache, TokenHttpClient, TokenSource, TokenTicket,
+    OAuth2, RefreshConfig, SelfSignedJwt, Stored, TokenCache, TokenHttpClient, TokenSource,
+    TokenStore, TokenTicket,
 };
 use crate::{CredentialProvider, Scheme};
 
@@ -94,6 +95,12 @@ impl SinchAuthLayer {
     }
 }
 
+impl SinchAuthLayer {
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+}
+
 impl<S> Layer<S> for SinchAuthLayer {
     type Service = SinchAuth<S>;
 
@@ -134,6 +141,7 @@ pub struct SinchAuthBuilder {
     clock: Arc<dyn Clock>,
     oauth2: OAuth2,
     token_source: Option<Arc<dyn TokenSource>>,
+    token_store: Option<Arc<dyn TokenStore>>,
     jwt_lifetime: Duration,
     refresh: RefreshConfig,
     error: Option<ConfigError>,
@@ -165,6 +173,7 @@ impl SinchAuthBuilder {
             clock: Arc::new(SystemClock),
             oauth2: OAuth2::new(),
             token_source: None,
+            token_store: None,
             jwt_lifetime: SelfSignedJwt::DEFAULT_LIFETIME,
             refresh: RefreshConfig::default(),
             error: None,
@@ -279,6 +288,13 @@ impl SinchAuthBuilder {
     /// (the scheme then needs no access key).
     pub fn token_source(mut self, source: impl TokenSource) -> Self {
         self.token_source = Some(Arc::new(source));
+        self
+    }
+
+    /// Shares OAuth2 tokens with other processes through a store (for
+    /// example Redis, feature `redis`); the in-process cache stays in front.
+    pub fn token_store(mut self, store: impl TokenStore) -> Self {
+        self.token_store = Some(Arc::new(store));
         self
     }
 

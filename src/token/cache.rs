@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Token, TokenSource};
+use super::{FetchRequest, Token, TokenSource};
 use crate::clock::{Clock, unix_seconds};
 use crate::error::{AuthError, FetchError};
 use crate::{CredentialProvider, CredentialsId, scheme};
@@ -443,6 +443,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
     let mut expiry: Option<(Instant, u64)> = None;
     let mut failures: u32 = 0;
     let mut last_success: Option<Instant> = None;
+    let mut held_until: Option<std::time::SystemTime> = None;
 
     loop {
         tokio::select! {
@@ -469,7 +470,8 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 let credentials = shared.provider.credentials();
                 let started = Instant::now();
                 tracing::debug!(target: "sinch_auth", source = name, attempt = failures + 1, "fetching token");
-                let fetch = tokio::time::timeout(config.fetch_timeout, shared.source.fetch(credentials.clone()));
+                let request = FetchRequest::new(credentials.clone(), held_until);
+                let fetch = tokio::time::timeout(config.fetch_timeout, shared.source.fetch(request));
                 tokio::pin!(fetch);
                 let outcome = loop {
                     tokio::select! {
@@ -496,6 +498,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         failures = 0;
                         last_success = Some(now);
                         expiry = Some((now + usable_for, id));
+                        held_until = Some(shared.clock.now() + usable_for);
                         next_fetch = now + refresh_after;
                         tracing::info!(
                             target: "sinch_auth",

@@ -9,11 +9,11 @@
 //! [`RefreshConfig`] for the timing rules.
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, SystemTime};
 //! use sinch_auth::token::{source_fn, Token};
 //!
 //! // A source that asks your own vault for a token.
-//! let source = source_fn(|_credentials| async {
+//! let source = source_fn(|_request| async {
 //!     Ok(Token::new("token-from-my-vault", Duration::from_secs(600)))
 //! });
 //! # let _ = source;
@@ -22,12 +22,13 @@
 mod cache;
 mod http_client;
 mod oauth2;
+mod store;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
@@ -35,6 +36,8 @@ pub use cache::RefreshConfig;
 pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
 pub use http_client::{TokenHttpClient, TokenHttpResponse};
 pub use oauth2::OAuth2;
+pub(crate) use store::Stored;
+pub use store::{StoreKey, TokenStore};
 
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{CredentialKind, FetchError};
@@ -90,14 +93,43 @@ impl fmt::Debug for Token {
     }
 }
 
+/// What the refresher asks a [`TokenSource`] for.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    credentials: Arc<Credentials>,
+    held_until: Option<SystemTime>,
+}
+
+impl FetchRequest {
+    /// A request for a token from `credentials`. `held_until` is when the
+    /// token the cache holds (or last held) stops being used, if any: a
+    /// source that shares tokens between processes must answer with one
+    /// that lasts longer than that.
+    pub fn new(credentials: Arc<Credentials>, held_until: Option<SystemTime>) -> Self {
+        Self {
+            credentials,
+            held_until,
+        }
+    }
+
+    /// The credentials to use.
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.credentials
+    }
+
+    /// When the token the cache holds stops being used (`None` on a cold start).
+    pub fn held_until(&self) -> Option<SystemTime> {
+        self.held_until
+    }
+}
+
 /// The future a [`TokenSource`] returns.
 pub type TokenFuture = Pin<Box<dyn Future<Output = Result<Token, FetchError>> + Send + 'static>>;
 
 /// Obtains tokens. Called only by the background refresher, one call at a time per cache.
 pub trait TokenSource: Send + Sync + 'static {
-    /// Obtains a token for these credentials. The refresher applies the
-    /// per-fetch timeout; sources need not.
-    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture;
+    /// Obtains a token. The refresher applies the per-fetch timeout; sources need not.
+    fn fetch(&self, request: FetchRequest) -> TokenFuture;
 
     /// A short name for logs, e.g. `"oauth2"`.
     fn name(&self) -> &'static str {
@@ -106,8 +138,8 @@ pub trait TokenSource: Send + Sync + 'static {
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
-    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
-        (**self).fetch(credentials)
+    fn fetch(&self, request: FetchRequest) -> TokenFuture {
+        (**self).fetch(request)
     }
 
     fn name(&self) -> &'static str {
@@ -118,7 +150,7 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 /// A [`TokenSource`] made from an async function. See the [module docs](self).
 pub fn source_fn<F, Fut>(f: F) -> SourceFn<F>
 where
-    F: Fn(Arc<Credentials>) -> Fut + Send + Sync + 'static,
+    F: Fn(FetchRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Token, FetchError>> + Send + 'static,
 {
     SourceFn(f)
@@ -136,11 +168,11 @@ impl<F> fmt::Debug for SourceFn<F> {
 
 impl<F, Fut> TokenSource for SourceFn<F>
 where
-    F: Fn(Arc<Credentials>) -> Fut + Send + Sync + 'static,
+    F: Fn(FetchRequest) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Token, FetchError>> + Send + 'static,
 {
-    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
-        Box::pin((self.0)(credentials))
+    fn fetch(&self, request: FetchRequest) -> TokenFuture {
+        Box::pin((self.0)(request))
     }
 }
 
@@ -190,8 +222,8 @@ impl fmt::Debug for SelfSignedJwt {
 }
 
 impl TokenSource for SelfSignedJwt {
-    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
-        let result = match credentials.application() {
+    fn fetch(&self, request: FetchRequest) -> TokenFuture {
+        let result = match request.credentials().application() {
             Some(app) => {
                 let now = unix_seconds(self.clock.now());
                 let jwt = scheme::self_signed_jwt(app, now, self.lifetime);

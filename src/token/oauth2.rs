@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::{Token, TokenFuture, TokenHttpClient, TokenSource};
+use super::{FetchRequest, Token, TokenFuture, TokenHttpClient, TokenSource};
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{ConfigError, CredentialKind, FetchError};
 use crate::{Credentials, scheme};
@@ -158,9 +158,8 @@ impl fmt::Debug for OAuth2 {
 }
 
 impl TokenSource for OAuth2 {
-    fn fetch(&self, credentials: Arc<Credentials>) -> TokenFuture {
-        let request = self.request(&credentials);
-        drop(credentials);
+    fn fetch(&self, request: FetchRequest) -> TokenFuture {
+        let request = self.request(request.credentials());
         let client = self.client.get_or_init(TokenHttpClient::hyper).clone();
         let limit = self.max_response_bytes;
         let clock = self.clock.clone();
