@@ -96,6 +96,7 @@ impl SinchAuthLayer {
 }
 
 impl SinchAuthLayer {
+    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
     }
@@ -343,12 +344,20 @@ impl SinchAuthBuilder {
                 self.refresh.clone(),
             )
         };
-        let oauth2 =
-            (by_host || schemes.contains(&Scheme::OAuth2)).then(|| {
-                cache(self.token_source.clone().unwrap_or_else(|| {
-                    Arc::new(self.oauth2.clone().with_clock(self.clock.clone()))
-                }))
-            });
+        let oauth2 = (by_host || schemes.contains(&Scheme::OAuth2)).then(|| {
+            let source = self
+                .token_source
+                .clone()
+                .unwrap_or_else(|| Arc::new(self.oauth2.clone().with_clock(self.clock.clone())));
+            match &self.token_store {
+                Some(store) => cache(Arc::new(Stored {
+                    store: store.clone(),
+                    inner: source,
+                    token_url: self.oauth2.token_url().to_string(),
+                })),
+                None => cache(source),
+            }
+        });
         let jwt = schemes.contains(&Scheme::SelfSignedJwt).then(|| {
             cache(Arc::new(
                 SelfSignedJwt::new(self.jwt_lifetime).with_clock(self.clock.clone()),
