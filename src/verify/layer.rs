@@ -151,7 +151,7 @@ where
                 method = %parts.method,
                 path = parts.uri.path(),
                 limit = self.body_limit,
-                "sinch-auth: callback body over the limit, answering 413"
+                "callback body over the limit, answering 413"
             );
             return ResponseFuture {
                 state: State::Rejected {
@@ -239,7 +239,7 @@ where
                             tracing::info!(
                                 %method,
                                 path,
-                                "sinch-auth: callback body over the limit, answering 413"
+                                "callback body over the limit, answering 413"
                             );
                             State::Rejected {
                                 status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -250,7 +250,7 @@ where
                                 %method,
                                 path,
                                 %error,
-                                "sinch-auth: callback body could not be read, answering 400"
+                                "callback body could not be read, answering 400"
                             );
                             State::Rejected {
                                 status: StatusCode::BAD_REQUEST,
@@ -260,7 +260,7 @@ where
                             let bytes = collected.to_bytes();
                             match this.verifier.verify(&parts, &bytes) {
                                 Ok(verified) => {
-                                    tracing::debug!(%method, path, "sinch-auth: callback verified");
+                                    tracing::debug!(%method, path, "callback verified");
                                     parts.extensions.insert(verified);
                                     let request = Request::from_parts(parts, B::from(bytes));
                                     State::Calling {
@@ -272,7 +272,7 @@ where
                                         %method,
                                         path,
                                         %rejection,
-                                        "sinch-auth: callback rejected, answering 401"
+                                        "callback rejected, answering 401"
                                     );
                                     State::Rejected {
                                         status: StatusCode::UNAUTHORIZED,

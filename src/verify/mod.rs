@@ -158,7 +158,7 @@ pub enum Rejection {
     #[error("Basic credentials do not match")]
     CredentialsMismatch,
     /// The signed timestamp is older than the freshness window allows.
-    #[error("timestamp outside the window: {age:?} in the past, {max_age:?} allowed")]
+    #[error("timestamp outside the window: {} in the past, {} allowed", Seconds(*age), Seconds(*max_age))]
     TooOld {
         /// How far in the past the timestamp is.
         age: Duration,
@@ -166,7 +166,7 @@ pub enum Rejection {
         max_age: Duration,
     },
     /// The signed timestamp is further in the future than the window allows.
-    #[error("timestamp outside the window: {ahead:?} in the future, {max_ahead:?} allowed")]
+    #[error("timestamp outside the window: {} in the future, {} allowed", Seconds(*ahead), Seconds(*max_ahead))]
     TooNew {
         /// How far in the future the timestamp is.
         ahead: Duration,
@@ -179,6 +179,18 @@ pub enum Rejection {
         /// `"nonce"` or `"signature"`.
         what: &'static str,
     },
+}
+
+/// A duration as seconds, with milliseconds when there are any: `300s`, `600.008s`.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.subsec_millis() {
+            0 => write!(f, "{}s", self.0.as_secs()),
+            ms => write!(f, "{}.{ms:03}s", self.0.as_secs()),
+        }
+    }
 }
 
 /// The single value of a header, as visible ASCII.
