@@ -31,6 +31,9 @@ const CONTENT_TYPE: &str = "content-type";
 /// in constant time. The scheme word is case-insensitive; the key must be
 /// the configured application's.
 ///
+/// The method is signed as received, not upper-cased: Sinch sends upper-case
+/// methods, and a request whose method differs in case is not the one signed.
+///
 /// The method and path are those of the request as your service sees it:
 /// behind a proxy that rewrites paths, or inside a nested router that strips
 /// a prefix, the path differs from the one Sinch signed, and verification
