@@ -1,0 +1,518 @@
+//! Voice and Verification callbacks: the application scheme (spec §4, §5).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::request::Parts;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::replay::{ReplayMemory, Window};
+use super::{Freshness, Rejection, Verified, Verifier, header, optional_header};
+use crate::ApplicationCredentials;
+use crate::clock::Clock;
+use crate::scheme::application::Signature;
+
+const AUTHORIZATION: &str = "authorization";
+const TIMESTAMP: &str = "x-timestamp";
+const CONTENT_TYPE: &str = "content-type";
+
+/// Verifies Voice and Verification callbacks.
+///
+/// Sinch signs them as `authorization: application {appKey}:{signature}` with
+/// the scheme of spec §4 over the method, the `content-type`, the
+/// `x-timestamp`, the path and the raw body. This verifier recomputes the
+/// signature with the same code that signs outgoing requests (so the same
+/// [path rule](crate::scheme::application#the-path-that-is-signed) applies: the
+/// percent-decoded path of the request URI, without the query) and compares
+/// in constant time. The scheme word is case-insensitive; the key must be
+/// the configured application's.
+///
+/// The method is signed as received, not upper-cased: Sinch sends upper-case
+/// methods, and a request whose method differs in case is not the one signed.
+///
+/// The method and path are those of the request as your service sees it:
+/// behind a proxy that rewrites paths, or inside a nested router that strips
+/// a prefix, the path differs from the one Sinch signed, and verification
+/// fails. Apply the layer where the full callback path is visible.
+///
+/// Verification can instead send `Basic base64(appKey:appSecret)`; accept it
+/// with [`allow_basic`](Self::allow_basic).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sinch_auth::ApplicationCredentials;
+/// use sinch_auth::clock::ManualClock;
+/// use sinch_auth::verify::{ApplicationVerifier, Verified, Verifier};
+///
+/// let app = ApplicationCredentials::new("669E367E-6BBA-48AB-AF15-266871C28135", "BeIukql3pTKJ8RGL5zo0DA==")?;
+/// // Spec §5, vector C1, verified on the day it was sent.
+/// let signed_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_411_556_381);
+/// let verifier = ApplicationVerifier::new(app).clock(ManualClock::new(signed_at));
+///
+/// let body = r#"{"event":"ace","callid":"822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257","timestamp":"2014-09-24T10:59:41Z","version":1}"#;
+/// let request = http::Request::post("/sinch/callback/ace")
+///     .header("content-type", "application/json")
+///     .header("x-timestamp", "2014-09-24T10:59:41Z")
+///     .header("authorization", "application 669E367E-6BBA-48AB-AF15-266871C28135:Tg6fMyo8mj9pYfWQ9ssbx3Tc1BNC87IEygAfLbJqZb4=")
+///     .body(())?;
+/// let (parts, ()) = request.into_parts();
+/// let verified = verifier.verify(&parts, body.as_bytes()).unwrap();
+/// assert!(matches!(verified, Verified::Application { key, .. } if key == "669E367E-6BBA-48AB-AF15-266871C28135"));
+///
+/// // Another body, same headers: rejected.
+/// assert!(verifier.verify(&parts, b"{}").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct ApplicationVerifier {
+    app: ApplicationCredentials,
+    /// The token part of the expected `Basic` header, when Basic is allowed.
+    basic: Option<SecretString>,
+    window: Window,
+}
+
+impl ApplicationVerifier {
+    /// Verifies callbacks signed for `app`, with the default [`Freshness`],
+    /// the system clock, no replay memory, and Basic not accepted.
+    pub fn new(app: ApplicationCredentials) -> Self {
+        Self {
+            app,
+            basic: None,
+            window: Window::default(),
+        }
+    }
+
+    /// Also accepts `authorization: Basic base64(appKey:appSecret)` (the
+    /// secret as the dashboard shows it), which Verification sends when its
+    /// callbacks are set to Basic authentication. Basic carries no timestamp:
+    /// neither freshness nor replay protection applies to it.
+    pub fn allow_basic(mut self) -> Self {
+        let expected = crate::scheme::application::basic(&self.app);
+        let token = expected
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Basic "))
+            .unwrap_or_default();
+        self.basic = Some(SecretString::from(token.to_owned()));
+        self
+    }
+
+    /// Sets the freshness window of `x-timestamp`.
+    pub fn freshness(mut self, freshness: Freshness) -> Self {
+        self.window.freshness = freshness;
+        self
+    }
+
+    /// Sets the clock freshness is checked against.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.window.clock = Arc::new(clock);
+        self
+    }
+
+    /// Rejects a signature already accepted while its `x-timestamp` is
+    /// fresh, remembering at most `capacity` of them (at least one). The
+    /// application scheme has no nonce, so the signature stands in for one.
+    ///
+    /// Off by default: if Sinch retried a callback with the same timestamp
+    /// (after your handler failed), the retry would be rejected.
+    pub fn replay_protection(mut self, capacity: usize) -> Self {
+        self.window.replay = Some(Arc::new(ReplayMemory::new(capacity)));
+        self
+    }
+
+    fn verify_signed(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        credentials: &str,
+    ) -> Result<Verified, Rejection> {
+        let (key, signature) = credentials.trim_start_matches(' ').split_once(':').ok_or(
+            Rejection::MalformedHeader {
+                name: AUTHORIZATION,
+                reason: "expected application {key}:{signature}",
+            },
+        )?;
+        if key != self.app.key() {
+            return Err(Rejection::UnknownKey);
+        }
+        let timestamp_text = header(request, TIMESTAMP)?;
+        let timestamp = parse_iso8601(timestamp_text)?;
+        let content_type = optional_header(request, CONTENT_TYPE)?.unwrap_or("");
+        let expected = Signature::compute(
+            self.app.decoded_secret().expose_secret(),
+            request.method.as_str().as_bytes(),
+            request.uri.path(),
+            content_type.as_bytes(),
+            body,
+            timestamp_text.as_bytes(),
+        );
+        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
+            return Err(Rejection::SignatureMismatch);
+        }
+        self.window
+            .admit(timestamp, "signature", signature.as_bytes())?;
+        Ok(Verified::Application {
+            key: key.to_owned(),
+            timestamp,
+        })
+    }
+
+    fn verify_basic(
+        &self,
+        expected: &SecretString,
+        credentials: &str,
+    ) -> Result<Verified, Rejection> {
+        let token = credentials.trim_start_matches(' ');
+        if bool::from(expected.expose_secret().as_bytes().ct_eq(token.as_bytes())) {
+            return Ok(Verified::Basic {
+                key: self.app.key().to_owned(),
+            });
+        }
+        // Only to tell the log which part is wrong; the decoded bytes are dropped here.
+        let decoded = zeroize::Zeroizing::new(STANDARD.decode(token).map_err(|_| {
+            Rejection::MalformedHeader {
+                name: AUTHORIZATION,
+                reason: "Basic credentials are not base64",
+            }
+        })?);
+        match decoded.iter().position(|&b| b == b':') {
+            Some(colon) if decoded[..colon] != *self.app.key().as_bytes() => {
+                Err(Rejection::UnknownKey)
+            }
+            Some(_) => Err(Rejection::CredentialsMismatch),
+            None => Err(Rejection::MalformedHeader {
+                name: AUTHORIZATION,
+                reason: "Basic credentials lack a ':'",
+            }),
+        }
+    }
+}
+
+impl Verifier for ApplicationVerifier {
+    fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+        let authorization = header(request, AUTHORIZATION)?;
+        let (scheme, credentials) = authorization.split_once(' ').unwrap_or((authorization, ""));
+        if scheme.eq_ignore_ascii_case("application") {
+            self.verify_signed(request, body, credentials)
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            match &self.basic {
+                Some(expected) => self.verify_basic(expected, credentials),
+                None => Err(Rejection::UnsupportedScheme),
+            }
+        } else {
+            Err(Rejection::UnsupportedScheme)
+        }
+    }
+}
+
+impl fmt::Debug for ApplicationVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplicationVerifier")
+            .field("app", &self.app)
+            .field("allow_basic", &self.basic.is_some())
+            .field("window", &self.window)
+            .finish()
+    }
+}
+
+/// `x-timestamp`: ISO-8601 with an offset, any number of fractional digits
+/// (Sinch's Verification sends seven, as in `2023-12-01T15:01:20.0406449Z`).
+fn parse_iso8601(text: &str) -> Result<SystemTime, Rejection> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .and_then(|t| SystemTime::try_from(t).ok())
+        .ok_or(Rejection::MalformedHeader {
+            name: TIMESTAMP,
+            reason: "not an ISO-8601 timestamp with an offset",
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const C1_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
+    const C1_BODY: &str = r#"{"event":"ace","callid":"822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257","timestamp":"2014-09-24T10:59:41Z","version":1}"#;
+    const C1_AUTH: &str = "application 669E367E-6BBA-48AB-AF15-266871C28135:Tg6fMyo8mj9pYfWQ9ssbx3Tc1BNC87IEygAfLbJqZb4=";
+    const C2_BODY: &str = r#"{"id":"018c25e1-7163-5677-b8fb-467d7b1cffa5","event":"VerificationResultEvent","method":"sms","identity":{"verified":false,"type":"number","endpoint":"+33628254417"},"status":"FAIL","reason":"Expired"}"#;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn c1_verifier() -> ApplicationVerifier {
+        let app = ApplicationCredentials::new(C1_KEY, "BeIukql3pTKJ8RGL5zo0DA==").unwrap();
+        // 2014-09-24T10:59:41Z
+        ApplicationVerifier::new(app).clock(ManualClock::new(at(1_411_556_381)))
+    }
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn c1(method: &str, path: &str, timestamp: &str, content_type: &str) -> Parts {
+        request(
+            method,
+            path,
+            &[
+                ("content-type", content_type),
+                ("x-timestamp", timestamp),
+                ("authorization", C1_AUTH),
+            ],
+        )
+    }
+
+    const C1_TS: &str = "2014-09-24T10:59:41Z";
+
+    #[test]
+    fn c1_is_valid() {
+        let parts = c1("POST", "/sinch/callback/ace", C1_TS, "application/json");
+        assert_eq!(
+            c1_verifier().verify(&parts, C1_BODY.as_bytes()),
+            Ok(Verified::Application {
+                key: C1_KEY.into(),
+                timestamp: at(1_411_556_381)
+            })
+        );
+    }
+
+    #[test]
+    fn c1_with_another_path_method_timestamp_or_content_type_is_invalid() {
+        let verifier = c1_verifier().freshness(Freshness::disabled());
+        for parts in [
+            c1("POST", "/not/that/path", C1_TS, "application/json"),
+            c1("GET", "/sinch/callback/ace", C1_TS, "application/json"),
+            c1(
+                "POST",
+                "/sinch/callback/ace",
+                "2019-11-03T10:59:41Z",
+                "application/json",
+            ),
+            c1("POST", "/sinch/callback/ace", C1_TS, "text/html"),
+        ] {
+            assert_eq!(
+                verifier.verify(&parts, C1_BODY.as_bytes()),
+                Err(Rejection::SignatureMismatch)
+            );
+        }
+    }
+
+    #[test]
+    fn c2_with_unpadded_secret_and_seven_fractional_digits_is_valid() {
+        let app = ApplicationCredentials::new("789", "9876543210").unwrap();
+        // 2023-12-01T15:01:20Z
+        let verifier = ApplicationVerifier::new(app).clock(ManualClock::new(at(1_701_442_880)));
+        let parts = request(
+            "POST",
+            "/VerificationRequestEvent",
+            &[
+                ("content-type", "application/json; charset=utf-8"),
+                ("x-timestamp", "2023-12-01T15:01:20.0406449Z"),
+                (
+                    "authorization",
+                    "application 789:xfKhO0XvlRNJraahUBEJzzi1f3Fn3pYO41/ZzwOHPaQ=",
+                ),
+            ],
+        );
+        let verified = verifier.verify(&parts, C2_BODY.as_bytes()).unwrap();
+        assert_eq!(
+            verified,
+            Verified::Application {
+                key: "789".into(),
+                timestamp: at(1_701_442_880) + Duration::from_nanos(40_644_900)
+            }
+        );
+    }
+
+    #[test]
+    fn scheme_word_is_case_insensitive() {
+        for scheme in ["Application", "APPLICATION", "aPpLiCaTiOn"] {
+            let auth = C1_AUTH.replacen("application", scheme, 1);
+            let parts = request(
+                "POST",
+                "/sinch/callback/ace",
+                &[
+                    ("content-type", "application/json"),
+                    ("x-timestamp", C1_TS),
+                    ("authorization", &auth),
+                ],
+            );
+            assert!(
+                c1_verifier().verify(&parts, C1_BODY.as_bytes()).is_ok(),
+                "{scheme}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_key_is_unknown() {
+        let auth = C1_AUTH.replace("669E367E", "669E367F");
+        let parts = request(
+            "POST",
+            "/sinch/callback/ace",
+            &[("x-timestamp", C1_TS), ("authorization", &auth)],
+        );
+        assert_eq!(
+            c1_verifier().verify(&parts, C1_BODY.as_bytes()),
+            Err(Rejection::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_rejected_by_name() {
+        let verifier = c1_verifier();
+        let cases: Vec<(Vec<(&str, &str)>, Rejection)> = vec![
+            (
+                vec![],
+                Rejection::MissingHeader {
+                    name: "authorization",
+                },
+            ),
+            (
+                vec![("authorization", C1_AUTH)],
+                Rejection::MissingHeader {
+                    name: "x-timestamp",
+                },
+            ),
+            (
+                vec![("authorization", "application"), ("x-timestamp", C1_TS)],
+                Rejection::MalformedHeader {
+                    name: "authorization",
+                    reason: "expected application {key}:{signature}",
+                },
+            ),
+            (
+                vec![("authorization", "Bearer abc")],
+                Rejection::UnsupportedScheme,
+            ),
+            (
+                vec![("authorization", "Basic YTpi")],
+                Rejection::UnsupportedScheme,
+            ),
+            (vec![("authorization", "")], Rejection::UnsupportedScheme),
+            (
+                vec![("authorization", C1_AUTH), ("x-timestamp", "yesterday")],
+                Rejection::MalformedHeader {
+                    name: "x-timestamp",
+                    reason: "not an ISO-8601 timestamp with an offset",
+                },
+            ),
+            (
+                vec![
+                    ("authorization", C1_AUTH),
+                    ("x-timestamp", "2014-09-24T10:59:41"),
+                ],
+                Rejection::MalformedHeader {
+                    name: "x-timestamp",
+                    reason: "not an ISO-8601 timestamp with an offset",
+                },
+            ),
+            (
+                vec![
+                    ("authorization", C1_AUTH),
+                    ("authorization", C1_AUTH),
+                    ("x-timestamp", C1_TS),
+                ],
+                Rejection::MalformedHeader {
+                    name: "authorization",
+                    reason: "appears more than once",
+                },
+            ),
+        ];
+        for (headers, expected) in cases {
+            let parts = request("POST", "/sinch/callback/ace", &headers);
+            assert_eq!(verifier.verify(&parts, b""), Err(expected), "{headers:?}");
+        }
+        let mut parts = request("POST", "/", &[("x-timestamp", C1_TS)]);
+        parts.headers.insert(
+            "authorization",
+            http::HeaderValue::from_bytes(b"application \xff:x").unwrap(),
+        );
+        assert_eq!(
+            verifier.verify(&parts, b""),
+            Err(Rejection::MalformedHeader {
+                name: "authorization",
+                reason: "not visible ASCII"
+            })
+        );
+    }
+
+    #[test]
+    fn basic_is_rejected_unless_allowed_and_then_checked() {
+        let app = ApplicationCredentials::new("my-app", "bXkta2V5LXNlY3JldA==").unwrap();
+        let header = crate::scheme::application::basic(&app);
+        let header = header.to_str().unwrap().to_owned();
+        let parts = request("POST", "/", &[("authorization", &header)]);
+        let verifier = ApplicationVerifier::new(
+            ApplicationCredentials::new("my-app", "bXkta2V5LXNlY3JldA==").unwrap(),
+        );
+        assert_eq!(
+            verifier.verify(&parts, b""),
+            Err(Rejection::UnsupportedScheme)
+        );
+
+        let verifier = verifier.allow_basic();
+        assert_eq!(
+            verifier.verify(&parts, b""),
+            Ok(Verified::Basic {
+                key: "my-app".into()
+            })
+        );
+        let lower = header.replacen("Basic", "basic", 1);
+        let parts = request("POST", "/", &[("authorization", &lower)]);
+        assert!(verifier.verify(&parts, b"").is_ok());
+
+        let wrong_secret = crate::scheme::basic("my-app", "bXkta2V5LXNlY3JldB==");
+        let wrong_key = crate::scheme::basic("other-app", "bXkta2V5LXNlY3JldA==");
+        for (value, expected) in [
+            (
+                wrong_secret.to_str().unwrap(),
+                Rejection::CredentialsMismatch,
+            ),
+            (wrong_key.to_str().unwrap(), Rejection::UnknownKey),
+            (
+                "Basic !!!",
+                Rejection::MalformedHeader {
+                    name: "authorization",
+                    reason: "Basic credentials are not base64",
+                },
+            ),
+            (
+                "Basic bm9jb2xvbg==",
+                Rejection::MalformedHeader {
+                    name: "authorization",
+                    reason: "Basic credentials lack a ':'",
+                },
+            ),
+        ] {
+            let parts = request("POST", "/", &[("authorization", value)]);
+            assert_eq!(verifier.verify(&parts, b""), Err(expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_secrets() {
+        let app = ApplicationCredentials::new("my-app", "bXkta2V5LXNlY3JldA==").unwrap();
+        let verifier = ApplicationVerifier::new(app)
+            .allow_basic()
+            .replay_protection(8);
+        let debug = format!("{verifier:?} {verifier:#?}");
+        assert!(!debug.contains("bXkta2V5LXNlY3JldA"), "{debug}");
+        assert!(
+            !debug.contains("bXktYXBwOmJYa3RhMlY1TFhObFkzSmxkQT09"),
+            "{debug}"
+        );
+        assert!(debug.contains("my-app"));
+    }
+}

@@ -1,0 +1,349 @@
+//! Conversation and SMS webhooks (spec §5).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::Mac;
+use http::request::Parts;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+use super::replay::{ReplayMemory, Window};
+use super::{Freshness, Rejection, Verified, Verifier, header, optional_header};
+use crate::clock::Clock;
+use crate::scheme::application::hmac_sha256;
+
+const SIGNATURE: &str = "x-sinch-webhook-signature";
+const NONCE: &str = "x-sinch-webhook-signature-nonce";
+const TIMESTAMP: &str = "x-sinch-webhook-signature-timestamp";
+const ALGORITHM: &str = "x-sinch-webhook-signature-algorithm";
+
+/// The signature Sinch puts in `x-sinch-webhook-signature`:
+/// `base64(HMAC-SHA256(key = UTF-8 secret, msg = body "." nonce "." timestamp))`.
+///
+/// The secret is used as text, not base64-decoded. Useful to test your own
+/// handlers; [`WebhookVerifier`] checks it.
+///
+/// ```
+/// use sinch_auth::verify::webhook_signature;
+///
+/// // Spec §5, vector H2.
+/// let body = br#"{"at":"2025-01-13T09:22:40.914Z","batch_id":"01JHFFHQ0P99JPPNQPJDV7JTBP","client_reference":"a client reference","code":0,"operator_status_at":"2025-01-13T09:22:00Z","recipient":"33662162466","status":"Delivered","type":"recipient_delivery_report_sms"}"#;
+/// assert_eq!(
+///     webhook_signature("SMSWebhooksSecret", body, "01JHFFHWYY7HSS4FWTMDTQEK8V", "1736760161"),
+///     "ZoHei66PPN/kZjw7hFVfGhJOnml3iGNCMWoyQVcE5o0=",
+/// );
+/// ```
+pub fn webhook_signature(secret: &str, body: &[u8], nonce: &str, timestamp: &str) -> String {
+    let (buf, len) = compute(secret.as_bytes(), body, nonce, timestamp);
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+fn compute(secret: &[u8], body: &[u8], nonce: &str, timestamp: &str) -> ([u8; 44], usize) {
+    let mut mac = hmac_sha256(secret);
+    mac.update(body);
+    mac.update(b".");
+    mac.update(nonce.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    let mut buf = [0; 44];
+    let len = STANDARD
+        .encode_slice(mac.finalize().into_bytes(), &mut buf)
+        .unwrap_or(0);
+    (buf, len)
+}
+
+/// Verifies Conversation and SMS webhooks signed with a webhook secret.
+///
+/// Reads `x-sinch-webhook-signature`, `-nonce` and `-timestamp` (Unix
+/// seconds), all required, and `-algorithm`, which must be `HmacSHA256` when
+/// present. The signature is recomputed over the raw body exactly as received
+/// (see [`webhook_signature`]) and compared in constant time; then the
+/// timestamp must be fresh and, with [`replay_protection`](Self::replay_protection),
+/// the nonce new.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sinch_auth::clock::ManualClock;
+/// use sinch_auth::verify::{Rejection, Verifier, WebhookVerifier, webhook_signature};
+///
+/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_736_760_161);
+/// let verifier = WebhookVerifier::new("SMSWebhooksSecret")
+///     .clock(ManualClock::new(now))
+///     .replay_protection(10_000);
+///
+/// let body = br#"{"status":"Delivered"}"#;
+/// let signature = webhook_signature("SMSWebhooksSecret", body, "n-1", "1736760161");
+/// let (parts, ()) = http::Request::post("/sms")
+///     .header("x-sinch-webhook-signature", signature)
+///     .header("x-sinch-webhook-signature-nonce", "n-1")
+///     .header("x-sinch-webhook-signature-timestamp", "1736760161")
+///     .header("x-sinch-webhook-signature-algorithm", "HmacSHA256")
+///     .body(())?
+///     .into_parts();
+///
+/// assert!(verifier.verify(&parts, body).is_ok());
+/// assert_eq!(verifier.verify(&parts, body), Err(Rejection::Replayed { what: "nonce" }));
+/// # Ok::<(), http::Error>(())
+/// ```
+#[must_use]
+pub struct WebhookVerifier {
+    secret: SecretString,
+    window: Window,
+}
+
+impl WebhookVerifier {
+    /// Verifies webhooks signed with `secret` (as set on the Conversation app
+    /// or SMS webhook), with the default [`Freshness`], the system clock, and
+    /// no replay memory.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self {
+            secret: SecretString::from(secret.into()),
+            window: Window::default(),
+        }
+    }
+
+    /// Sets the freshness window of the signed timestamp.
+    pub fn freshness(mut self, freshness: Freshness) -> Self {
+        self.window.freshness = freshness;
+        self
+    }
+
+    /// Sets the clock freshness is checked against.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.window.clock = Arc::new(clock);
+        self
+    }
+
+    /// Rejects a nonce already accepted while its timestamp is fresh,
+    /// remembering at most `capacity` of them (at least one). Off by default.
+    pub fn replay_protection(mut self, capacity: usize) -> Self {
+        self.window.replay = Some(Arc::new(ReplayMemory::new(capacity)));
+        self
+    }
+}
+
+impl Verifier for WebhookVerifier {
+    fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+        let signature = header(request, SIGNATURE)?;
+        let nonce = header(request, NONCE)?;
+        let timestamp_text = header(request, TIMESTAMP)?;
+        if let Some(algorithm) = optional_header(request, ALGORITHM)? {
+            if !algorithm.eq_ignore_ascii_case("HmacSHA256") {
+                return Err(Rejection::UnsupportedAlgorithm { name: ALGORITHM });
+            }
+        }
+        if nonce.is_empty() {
+            return Err(Rejection::MalformedHeader {
+                name: NONCE,
+                reason: "empty",
+            });
+        }
+        let timestamp = parse_unix_seconds(timestamp_text)?;
+        let (expected, len) = compute(
+            self.secret.expose_secret().as_bytes(),
+            body,
+            nonce,
+            timestamp_text,
+        );
+        if !bool::from(expected[..len].ct_eq(signature.as_bytes())) {
+            return Err(Rejection::SignatureMismatch);
+        }
+        self.window.admit(timestamp, "nonce", nonce.as_bytes())?;
+        Ok(Verified::Webhook {
+            nonce: nonce.to_owned(),
+            timestamp,
+        })
+    }
+}
+
+impl fmt::Debug for WebhookVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookVerifier")
+            .field("secret", &"[REDACTED]")
+            .field("window", &self.window)
+            .finish()
+    }
+}
+
+fn parse_unix_seconds(text: &str) -> Result<SystemTime, Rejection> {
+    let malformed = Rejection::MalformedHeader {
+        name: TIMESTAMP,
+        reason: "not Unix seconds",
+    };
+    // Digits only: `u64::from_str` would also take a leading '+'.
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed);
+    }
+    let seconds: u64 = text.parse().map_err(|_| malformed.clone())?;
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or(malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const H1_BODY: &str = r#"{"app_id":"","accepted_time":"2021-10-18T17:49:13.813615Z","project_id":"e2df3a34-a71b-4448-9db5-a8d2baad28e4","contact_create_notification":{"contact":{"id":"01FJA8B466Y0R2GNXD78MD9SM1","channel_identities":[{"channel":"SMS","identity":"48123456789","app_id":""}],"display_name":"New Test Contact","email":"new.contact@email.com","external_id":"","metadata":"","language":"EN_US"}},"message_metadata":""}"#;
+    const H2_BODY: &str = r#"{"at":"2025-01-13T09:22:40.914Z","batch_id":"01JHFFHQ0P99JPPNQPJDV7JTBP","client_reference":"a client reference","code":0,"operator_status_at":"2025-01-13T09:22:00Z","recipient":"33662162466","status":"Delivered","type":"recipient_delivery_report_sms"}"#;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Parts {
+        let mut builder = http::Request::post("/webhook");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn signed(signature: &str, nonce: &str, timestamp: &str) -> Parts {
+        request(&[
+            (SIGNATURE, signature),
+            (NONCE, nonce),
+            (TIMESTAMP, timestamp),
+            (ALGORITHM, "HmacSHA256"),
+        ])
+    }
+
+    #[test]
+    fn h1_and_h2_signatures_match_the_spec() {
+        assert_eq!(
+            webhook_signature(
+                "foo_secret1234",
+                H1_BODY.as_bytes(),
+                "01FJA8B4A7BM43YGWSG9GBV067",
+                "1634579353"
+            ),
+            "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE="
+        );
+        assert_eq!(
+            webhook_signature(
+                "SMSWebhooksSecret",
+                H2_BODY.as_bytes(),
+                "01JHFFHWYY7HSS4FWTMDTQEK8V",
+                "1736760161"
+            ),
+            "ZoHei66PPN/kZjw7hFVfGhJOnml3iGNCMWoyQVcE5o0="
+        );
+    }
+
+    #[test]
+    fn h1_verifies_and_a_trailing_newline_does_not() {
+        let verifier =
+            WebhookVerifier::new("foo_secret1234").clock(ManualClock::new(at(1_634_579_353)));
+        let parts = signed(
+            "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE=",
+            "01FJA8B4A7BM43YGWSG9GBV067",
+            "1634579353",
+        );
+        assert_eq!(
+            verifier.verify(&parts, H1_BODY.as_bytes()),
+            Ok(Verified::Webhook {
+                nonce: "01FJA8B4A7BM43YGWSG9GBV067".into(),
+                timestamp: at(1_634_579_353)
+            })
+        );
+        let with_newline = format!("{H1_BODY}\n");
+        assert_eq!(
+            verifier.verify(&parts, with_newline.as_bytes()),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn the_secret_is_not_base64_decoded() {
+        // "Zm9v" is base64 for "foo": a verifier that decoded it would accept this.
+        let body = b"{}";
+        let signature = webhook_signature("foo", body, "n", "1");
+        let verifier = WebhookVerifier::new("Zm9v").freshness(Freshness::disabled());
+        assert_eq!(
+            verifier.verify(&signed(&signature, "n", "1"), body),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn algorithm_header_is_optional_but_must_be_hmac_sha256() {
+        let verifier =
+            WebhookVerifier::new("foo_secret1234").clock(ManualClock::new(at(1_634_579_353)));
+        let headers = [
+            (SIGNATURE, "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE="),
+            (NONCE, "01FJA8B4A7BM43YGWSG9GBV067"),
+            (TIMESTAMP, "1634579353"),
+        ];
+        assert!(
+            verifier
+                .verify(&request(&headers), H1_BODY.as_bytes())
+                .is_ok()
+        );
+        let mut with_sha1 = headers.to_vec();
+        with_sha1.push((ALGORITHM, "HmacSHA1"));
+        assert_eq!(
+            verifier.verify(&request(&with_sha1), H1_BODY.as_bytes()),
+            Err(Rejection::UnsupportedAlgorithm { name: ALGORITHM })
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed_headers_are_named() {
+        let verifier = WebhookVerifier::new("s").freshness(Freshness::disabled());
+        let ts_malformed = Rejection::MalformedHeader {
+            name: TIMESTAMP,
+            reason: "not Unix seconds",
+        };
+        let cases: Vec<(Vec<(&str, &str)>, Rejection)> = vec![
+            (vec![], Rejection::MissingHeader { name: SIGNATURE }),
+            (
+                vec![(SIGNATURE, "x")],
+                Rejection::MissingHeader { name: NONCE },
+            ),
+            (
+                vec![(SIGNATURE, "x"), (NONCE, "n")],
+                Rejection::MissingHeader { name: TIMESTAMP },
+            ),
+            (
+                vec![(SIGNATURE, "x"), (NONCE, ""), (TIMESTAMP, "1")],
+                Rejection::MalformedHeader {
+                    name: NONCE,
+                    reason: "empty",
+                },
+            ),
+        ];
+        let mut cases = cases;
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "1.5",
+            "1e9",
+            " 1",
+            "99999999999999999999999",
+        ] {
+            cases.push((
+                vec![(SIGNATURE, "x"), (NONCE, "n"), (TIMESTAMP, bad)],
+                ts_malformed.clone(),
+            ));
+        }
+        for (headers, expected) in cases {
+            assert_eq!(
+                verifier.verify(&request(&headers), b""),
+                Err(expected),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let verifier = WebhookVerifier::new("SMSWebhooksSecret");
+        assert!(!format!("{verifier:?}").contains("SMSWebhooksSecret"));
+    }
+}

@@ -1,0 +1,269 @@
+//! Freshness windows on signed timestamps and replay memory, with an injected clock.
+
+use std::time::{Duration, SystemTime};
+
+use http::request::Parts;
+use sinch_auth::ApplicationCredentials;
+use sinch_auth::clock::ManualClock;
+use sinch_auth::scheme::application::{format_timestamp, sign};
+use sinch_auth::verify::{
+    ApplicationVerifier, Freshness, Rejection, Verifier, WebhookVerifier, webhook_signature,
+};
+
+const NOW: u64 = 1_700_000_000;
+const SECRET: &str = "webhook-secret";
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn webhook(nonce: &str, timestamp: u64, body: &[u8]) -> Parts {
+    let timestamp = timestamp.to_string();
+    http::Request::post("/w")
+        .header(
+            "x-sinch-webhook-signature",
+            webhook_signature(SECRET, body, nonce, &timestamp),
+        )
+        .header("x-sinch-webhook-signature-nonce", nonce)
+        .header("x-sinch-webhook-signature-timestamp", timestamp)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+fn app() -> ApplicationCredentials {
+    ApplicationCredentials::new("app", "YXBwLXNlY3JldA==").unwrap()
+}
+
+fn callback(signed_at: SystemTime, body: &[u8]) -> Parts {
+    let timestamp = format_timestamp(signed_at);
+    let headers = sign(
+        &app(),
+        &http::Method::POST,
+        "/voice",
+        "application/json",
+        body,
+        &timestamp,
+    )
+    .unwrap();
+    http::Request::post("/voice")
+        .header("content-type", "application/json")
+        .header("x-timestamp", headers.timestamp)
+        .header("authorization", headers.authorization)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+#[test]
+fn default_window_is_five_minutes_each_way() {
+    assert_eq!(
+        Freshness::default(),
+        Freshness::symmetric(Duration::from_secs(300))
+    );
+    let verifier = WebhookVerifier::new(SECRET).clock(ManualClock::new(at(NOW)));
+    for (signed_at, ok) in [
+        (NOW - 300, true),
+        (NOW - 301, false),
+        (NOW + 300, true),
+        (NOW + 301, false),
+        (NOW, true),
+    ] {
+        let result = verifier.verify(&webhook("n", signed_at, b"{}"), b"{}");
+        assert_eq!(result.is_ok(), ok, "{signed_at}: {result:?}");
+    }
+}
+
+#[test]
+fn stale_webhook_is_rejected_saying_by_how_much() {
+    let verifier = WebhookVerifier::new(SECRET).clock(ManualClock::new(at(NOW)));
+    let result = verifier.verify(&webhook("n", NOW - 3600, b"{}"), b"{}");
+    assert_eq!(
+        result,
+        Err(Rejection::TooOld {
+            age: Duration::from_secs(3600),
+            max_age: Duration::from_secs(300)
+        })
+    );
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "timestamp outside the window: 3600s in the past, 300s allowed"
+    );
+}
+
+#[test]
+fn future_webhook_is_rejected() {
+    let verifier = WebhookVerifier::new(SECRET).clock(ManualClock::new(at(NOW)));
+    assert_eq!(
+        verifier.verify(&webhook("n", NOW + 900, b"{}"), b"{}"),
+        Err(Rejection::TooNew {
+            ahead: Duration::from_secs(900),
+            max_ahead: Duration::from_secs(300)
+        })
+    );
+}
+
+#[test]
+fn a_webhook_goes_stale_as_the_clock_moves() {
+    let clock = ManualClock::new(at(NOW));
+    let verifier = WebhookVerifier::new(SECRET).clock(clock.clone());
+    let parts = webhook("n", NOW, b"{}");
+    assert!(verifier.verify(&parts, b"{}").is_ok());
+    clock.advance(Duration::from_secs(300));
+    assert!(verifier.verify(&parts, b"{}").is_ok());
+    clock.advance(Duration::from_millis(1));
+    assert!(matches!(
+        verifier.verify(&parts, b"{}"),
+        Err(Rejection::TooOld { .. })
+    ));
+}
+
+#[test]
+fn custom_and_asymmetric_windows_apply() {
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .freshness(Freshness::new(
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        ));
+    assert!(verifier.verify(&webhook("n", NOW - 60, b""), b"").is_ok());
+    assert!(verifier.verify(&webhook("n", NOW - 61, b""), b"").is_err());
+    assert!(verifier.verify(&webhook("n", NOW + 5, b""), b"").is_ok());
+    assert!(verifier.verify(&webhook("n", NOW + 6, b""), b"").is_err());
+    let unbounded = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .freshness(Freshness::disabled());
+    assert!(unbounded.verify(&webhook("n", 1, b""), b"").is_ok());
+}
+
+#[test]
+fn stale_and_future_application_callbacks_are_rejected_at_the_edges() {
+    let verifier = ApplicationVerifier::new(app()).clock(ManualClock::new(at(NOW)));
+    let window = Duration::from_secs(300);
+    let edge = Duration::from_millis(1);
+    assert!(
+        verifier
+            .verify(&callback(at(NOW) - window, b"{}"), b"{}")
+            .is_ok()
+    );
+    assert!(
+        verifier
+            .verify(&callback(at(NOW) + window, b"{}"), b"{}")
+            .is_ok()
+    );
+    assert_eq!(
+        verifier.verify(&callback(at(NOW) - window - edge, b"{}"), b"{}"),
+        Err(Rejection::TooOld {
+            age: window + edge,
+            max_age: window
+        })
+    );
+    assert_eq!(
+        verifier.verify(&callback(at(NOW) + window + edge, b"{}"), b"{}"),
+        Err(Rejection::TooNew {
+            ahead: window + edge,
+            max_ahead: window
+        })
+    );
+}
+
+#[test]
+fn replayed_webhook_nonce_is_rejected() {
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_protection(100);
+    assert!(verifier.verify(&webhook("n-1", NOW, b"{}"), b"{}").is_ok());
+    assert_eq!(
+        verifier.verify(&webhook("n-1", NOW, b"{}"), b"{}"),
+        Err(Rejection::Replayed { what: "nonce" })
+    );
+    // The same nonce re-signed over another body is still a replayed nonce.
+    assert_eq!(
+        verifier.verify(&webhook("n-1", NOW, b"[]"), b"[]"),
+        Err(Rejection::Replayed { what: "nonce" })
+    );
+    assert!(verifier.verify(&webhook("n-2", NOW, b"{}"), b"{}").is_ok());
+}
+
+#[test]
+fn replayed_application_signature_is_rejected() {
+    let verifier = ApplicationVerifier::new(app())
+        .clock(ManualClock::new(at(NOW)))
+        .replay_protection(100);
+    let parts = callback(at(NOW), b"{}");
+    assert!(verifier.verify(&parts, b"{}").is_ok());
+    assert_eq!(
+        verifier.verify(&parts, b"{}"),
+        Err(Rejection::Replayed { what: "signature" })
+    );
+    // A new signature (another timestamp) is a new request.
+    assert!(
+        verifier
+            .verify(&callback(at(NOW) + Duration::from_millis(1), b"{}"), b"{}")
+            .is_ok()
+    );
+}
+
+#[test]
+fn forged_requests_do_not_enter_the_replay_memory() {
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_protection(1);
+    let good = webhook("n-1", NOW, b"{}");
+    // A forgery reusing the nonce fails on its signature and must not evict or poison anything.
+    let forged = webhook("n-1", NOW, b"{}");
+    assert_eq!(
+        verifier.verify(&forged, b"tampered"),
+        Err(Rejection::SignatureMismatch)
+    );
+    assert!(verifier.verify(&good, b"{}").is_ok());
+    assert_eq!(
+        verifier.verify(&good, b"{}"),
+        Err(Rejection::Replayed { what: "nonce" })
+    );
+}
+
+#[test]
+fn without_replay_protection_a_repeat_within_the_window_is_accepted() {
+    let verifier = WebhookVerifier::new(SECRET).clock(ManualClock::new(at(NOW)));
+    let parts = webhook("n-1", NOW, b"{}");
+    assert!(verifier.verify(&parts, b"{}").is_ok());
+    assert!(verifier.verify(&parts, b"{}").is_ok());
+}
+
+#[test]
+fn replay_memory_is_bounded_forgetting_the_soonest_to_expire() {
+    // Room for two nonces. The third evicts the one whose timestamp goes stale first.
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_protection(2);
+    let oldest = webhook("oldest", NOW - 100, b"");
+    let newer = webhook("newer", NOW - 10, b"");
+    let newest = webhook("newest", NOW, b"");
+    for parts in [&oldest, &newer, &newest] {
+        assert!(verifier.verify(parts, b"").is_ok());
+    }
+    // "newer" and "newest" are remembered...
+    assert!(verifier.verify(&newer, b"").is_err());
+    assert!(verifier.verify(&newest, b"").is_err());
+    // ...while "oldest" was forgotten to stay within bounds. The freshness
+    // window still limits how long such a replay can work.
+    assert!(verifier.verify(&oldest, b"").is_ok());
+}
+
+#[test]
+fn nonces_are_forgotten_once_stale_and_then_rejected_by_freshness() {
+    let clock = ManualClock::new(at(NOW));
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(clock.clone())
+        .replay_protection(10);
+    let parts = webhook("n-1", NOW, b"");
+    assert!(verifier.verify(&parts, b"").is_ok());
+    clock.advance(Duration::from_secs(400));
+    assert!(matches!(
+        verifier.verify(&parts, b""),
+        Err(Rejection::TooOld { .. })
+    ));
+}
