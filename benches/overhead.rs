@@ -41,7 +41,9 @@ type Inner = tower::util::ServiceFn<
 >;
 
 fn inner() -> Inner {
-    fn answer(request: Request<Full<Bytes>>) -> std::future::Ready<Result<Response<()>, Infallible>> {
+    fn answer(
+        request: Request<Full<Bytes>>,
+    ) -> std::future::Ready<Result<Response<()>, Infallible>> {
         black_box(&request);
         std::future::ready(Ok(Response::new(())))
     }
@@ -142,15 +144,23 @@ fn overhead(c: &mut Criterion) {
         b.iter(|| once(&mut c_hand, &mut cx))
     });
 
-    let layer = SinchAuthLayer::new(StaticCredentials::new(credentials()), Scheme::ServicePlanBearer).unwrap();
+    let layer = SinchAuthLayer::new(
+        StaticCredentials::new(credentials()),
+        Scheme::ServicePlanBearer,
+    )
+    .unwrap();
     warm(&layer);
     let mut ours = layer.layer(inner());
-    group.bench_function("ours_static_bearer", |b| b.iter(|| once(&mut ours, &mut cx)));
+    group.bench_function("ours_static_bearer", |b| {
+        b.iter(|| once(&mut ours, &mut cx))
+    });
 
     let layer = oauth2_layer(true);
     warm(&layer);
     let mut ours = layer.layer(inner());
-    group.bench_function("ours_oauth2_cached", |b| b.iter(|| once(&mut ours, &mut cx)));
+    group.bench_function("ours_oauth2_cached", |b| {
+        b.iter(|| once(&mut ours, &mut cx))
+    });
 
     let layer = oauth2_layer(false);
     warm(&layer);
