@@ -4,7 +4,7 @@
 //! move requests and bodies around.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -89,10 +89,16 @@ impl Scheme {
     /// # Ok::<(), sinch_auth::ConfigError>(())
     /// ```
     pub fn for_host(host: &str, credentials: &Credentials) -> Option<Self> {
-        Some(match SinchApi::from_host(host)? {
+        Self::for_api(SinchApi::from_host(host)?, || {
+            credentials.service_plan().is_some()
+        })
+    }
+
+    fn for_api(api: SinchApi, has_service_plan: impl FnOnce() -> bool) -> Option<Self> {
+        Some(match api {
             SinchApi::Auth => return None,
             SinchApi::Voice | SinchApi::Verification => Self::ApplicationSigned,
-            SinchApi::Sms if credentials.service_plan().is_some() => Self::ServicePlanBearer,
+            SinchApi::Sms if has_service_plan() => Self::ServicePlanBearer,
             _ => Self::OAuth2,
         })
     }
@@ -119,20 +125,80 @@ pub(crate) struct Route {
     pub(crate) scheme: Scheme,
 }
 
-/// The parts of a request URL the core looks at.
+/// The parts of a request URL the core looks at: the scheme and the
+/// authority, as written (nothing is parsed on the cached path).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub(crate) scheme: Option<&'a str>,
-    pub(crate) host: Option<&'a str>,
-    pub(crate) port: Option<u16>,
+    pub(crate) authority: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
     pub(crate) fn from_uri(uri: &'a http::Uri) -> Self {
         Self {
             scheme: uri.scheme_str(),
-            host: uri.host(),
-            port: uri.port_u16(),
+            authority: uri.authority().map(http::uri::Authority::as_str),
+        }
+    }
+}
+
+/// What the host rules say about one `scheme://authority`.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    /// May this destination receive credentials at all?
+    allowed: bool,
+    /// The scheme of a matching custom route.
+    route: Option<Scheme>,
+    /// The Sinch API this host serves, if it is one.
+    api: Option<SinchApi>,
+}
+
+struct MemoEntry {
+    scheme: Box<str>,
+    authority: Box<str>,
+    verdict: Verdict,
+}
+
+/// Verdicts for the first destinations seen, so the request path compares
+/// two short strings instead of parsing the authority and walking the rules.
+/// Append-only slots: a reader does one atomic load per slot, never a lock;
+/// a new host fills a slot once (destinations past the last slot are
+/// judged afresh each time, which is correct, just slower).
+struct HostMemo([OnceLock<MemoEntry>; HOST_MEMO_SIZE]);
+
+const HOST_MEMO_SIZE: usize = 16;
+
+impl Default for HostMemo {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| OnceLock::new()))
+    }
+}
+
+impl HostMemo {
+    fn get(&self, scheme: &str, authority: &str) -> Option<Verdict> {
+        for slot in &self.0 {
+            let entry = slot.get()?;
+            if &*entry.authority == authority && &*entry.scheme == scheme {
+                return Some(entry.verdict);
+            }
+        }
+        None
+    }
+
+    fn remember(&self, scheme: &str, authority: &str, verdict: Verdict) {
+        for slot in &self.0 {
+            let mut filled = false;
+            let entry = slot.get_or_init(|| {
+                filled = true;
+                MemoEntry {
+                    scheme: scheme.into(),
+                    authority: authority.into(),
+                    verdict,
+                }
+            });
+            if filled || (&*entry.authority == authority && &*entry.scheme == scheme) {
+                return;
+            }
         }
     }
 }
@@ -205,6 +271,7 @@ pub(crate) struct Core {
     pub(crate) oauth2: Option<TokenCache>,
     pub(crate) jwt: Option<TokenCache>,
     derived: DerivedHeaders,
+    memo: HostMemo,
 }
 
 impl fmt::Debug for Core {
@@ -258,6 +325,7 @@ impl Core {
             oauth2,
             jwt,
             derived: DerivedHeaders::default(),
+            memo: HostMemo::default(),
         }
     }
 
@@ -267,37 +335,58 @@ impl Core {
         if !self.overwrite && headers.contains_key(AUTHORIZATION) {
             return Ok(Plan::Skip);
         }
-        let Some(host) = target.host else {
+        let Some(authority) = target.authority else {
             tracing::debug!(target: "sinch_auth", "request URI has no host; sent without credentials");
             return Ok(Plan::Skip);
         };
-        if !self.policy.allows(target.scheme, host) {
+        let scheme = target.scheme.unwrap_or("");
+        let verdict = match self.memo.get(scheme, authority) {
+            Some(verdict) => verdict,
+            None => {
+                let verdict = self.verdict(scheme, authority);
+                self.memo.remember(scheme, authority, verdict);
+                verdict
+            }
+        };
+        if !verdict.allowed {
+            let host = host_of(authority);
             if self.reject_disallowed {
-                return Err(AuthError::HostNotAllowed {
-                    host: host.to_owned(),
-                });
+                return Err(AuthError::HostNotAllowed { host });
             }
             tracing::debug!(target: "sinch_auth", host, "host not allowed to receive credentials; sent untouched");
             return Ok(Plan::Skip);
         }
-        let Some(scheme) = self.scheme_for(host, target.port) else {
-            tracing::debug!(target: "sinch_auth", host, "no scheme for this host; sent untouched");
-            return Ok(Plan::Skip);
+        let scheme = match (verdict.route, self.routing) {
+            (Some(route), _) => Some(route),
+            (None, Routing::Fixed(scheme)) => Some(scheme),
+            (None, Routing::ByHost) => verdict.api.and_then(|api| {
+                Scheme::for_api(api, || self.provider.credentials().service_plan().is_some())
+            }),
         };
-        self.plan_scheme(scheme)
+        match scheme {
+            Some(scheme) => self.plan_scheme(scheme),
+            None => {
+                tracing::debug!(target: "sinch_auth", host = host_of(authority), "no scheme for this host; sent untouched");
+                Ok(Plan::Skip)
+            }
+        }
     }
 
-    fn scheme_for(&self, host: &str, port: Option<u16>) -> Option<Scheme> {
+    /// Applies the host rules to a destination (the slow path, memoized).
+    fn verdict(&self, scheme: &str, authority: &str) -> Verdict {
+        let parsed = authority.parse::<http::uri::Authority>().ok();
+        let host = parsed.as_ref().map_or("", |a| a.host());
+        let port = parsed.as_ref().and_then(|a| a.port_u16());
+        let scheme = (!scheme.is_empty()).then_some(scheme);
         let route = self
             .routes
             .iter()
-            .find(|r| r.host.eq_ignore_ascii_case(host) && (r.port.is_none() || r.port == port));
-        if let Some(route) = route {
-            return Some(route.scheme);
-        }
-        match self.routing {
-            Routing::Fixed(scheme) => Some(scheme),
-            Routing::ByHost => Scheme::for_host(host, &self.provider.credentials()),
+            .find(|r| r.host.eq_ignore_ascii_case(host) && (r.port.is_none() || r.port == port))
+            .map(|r| r.scheme);
+        Verdict {
+            allowed: parsed.is_some() && self.policy.allows(scheme, host),
+            route,
+            api: SinchApi::from_host(host),
         }
     }
 
@@ -421,6 +510,14 @@ impl Core {
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
+}
+
+/// The host part of an authority, for messages (userinfo and port dropped).
+fn host_of(authority: &str) -> String {
+    authority
+        .parse::<http::uri::Authority>()
+        .map(|a| a.host().to_owned())
+        .unwrap_or_default()
 }
 
 /// Whether any `www-authenticate` value contains `expired` (ASCII case-insensitive).

@@ -519,11 +519,11 @@ where
                         let replay = copy_request(&request).map(|copy| (self.inner.clone(), copy));
                         State::Checked {
                             future: self.inner.call(request),
-                            retry: Some(Retry {
+                            retry: Some(Box::new(Retry {
                                 core: self.core.clone(),
                                 used,
                                 replay,
-                            }),
+                            })),
                         }
                     }
                     _ => State::Direct {
@@ -669,7 +669,7 @@ pin_project! {
         // The request went out as is, or with a header that cannot be retried.
         Direct { #[pin] future: S::Future },
         // A cached token went out; a 401-`expired` answer may trigger one resend.
-        Checked { #[pin] future: S::Future, retry: Option<Retry<S, B>> },
+        Checked { #[pin] future: S::Future, retry: Option<Box<Retry<S, B>>> },
         // Waiting for a token, reading a body to sign, or resending.
         Slow { future: BoxFuture<Result<S::Response, ServiceError<S::Error>>> },
         Failed { error: Option<AuthError> },
@@ -704,7 +704,7 @@ where
                 }
                 StateProj::Checked { future, retry } => {
                     let response = ready!(future.poll(cx)).map_err(ServiceError::Inner)?;
-                    let Some(retry) = retry.take() else {
+                    let Some(retry) = retry.take().map(|r| *r) else {
                         return Poll::Ready(Ok(response));
                     };
                     if !retry
