@@ -135,6 +135,27 @@ impl<'a> Target<'a> {
             port: uri.port_u16(),
         }
     }
+
+    /// `reqwest` drops a port that is the scheme's default (`https://h:443/`
+    /// has no port); [`effective_port`](Self::effective_port) makes both
+    /// adapters see the same one.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn from_url(url: &'a reqwest::Url) -> Self {
+        Self {
+            scheme: Some(url.scheme()),
+            host: url.host_str(),
+            port: url.port(),
+        }
+    }
+
+    /// The port the request goes to: the explicit one, or the scheme's default.
+    fn effective_port(&self) -> Option<u16> {
+        self.port.or_else(|| match self.scheme {
+            Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+            Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+            _ => None,
+        })
+    }
 }
 
 /// Which token cache a ticket belongs to.
@@ -155,6 +176,36 @@ pub(crate) enum Plan {
     Wait(TokenSlot),
     /// Read the body, then sign (application scheme).
     Sign(Arc<Credentials>),
+}
+
+/// A request an adapter can put `Authorization` on and copy for the one
+/// resend after a 401-`expired` answer (spec §2).
+pub(crate) trait Resendable: Sized {
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+
+    /// A copy to send again, if the body can be replayed without reading it.
+    fn try_copy(&self) -> Option<Self>;
+}
+
+/// What a request sent with a cached token keeps for the 401-`expired` rule:
+/// the token it used and, if the request could be copied, the copy.
+pub(crate) struct Replay<R> {
+    used: (TokenSlot, TokenTicket),
+    copy: Option<R>,
+}
+
+impl<R> Replay<R> {
+    /// Whether a resend is possible at all (the body was replayable).
+    pub(crate) fn can_resend(&self) -> bool {
+        self.copy.is_some()
+    }
+}
+
+/// A resend the 401-`expired` rule asked for: the copy, still carrying the
+/// refused token until [`Core::reauthorize`] replaces it.
+pub(crate) struct Resend<R> {
+    used: (TokenSlot, TokenTicket),
+    request: R,
 }
 
 /// A header derived from credentials alone (Basic, static Bearer), rebuilt
@@ -280,7 +331,7 @@ impl Core {
             tracing::debug!(target: "sinch_auth", host, "host not allowed to receive credentials; sent untouched");
             return Ok(Plan::Skip);
         }
-        let Some(scheme) = self.scheme_for(host, target.port) else {
+        let Some(scheme) = self.scheme_for(host, target.effective_port()) else {
             tracing::debug!(target: "sinch_auth", host, "no scheme for this host; sent untouched");
             return Ok(Plan::Skip);
         };
@@ -366,8 +417,72 @@ impl Core {
         self.cache(slot)?.wait(not_this).await
     }
 
+    /// Puts a ready header on the request (a [`Plan::Header`]). With a ticket,
+    /// and resends on, returns what the 401-`expired` rule needs once the
+    /// answer is in: give it to [`resend_after`](Self::resend_after).
+    pub(crate) fn authorize<R: Resendable>(
+        &self,
+        request: &mut R,
+        value: HeaderValue,
+        ticket: Option<(TokenSlot, TokenTicket)>,
+    ) -> Option<Replay<R>> {
+        request.headers_mut().insert(AUTHORIZATION, value);
+        let used = ticket.filter(|_| self.resend_on_expired)?;
+        Some(Replay {
+            used,
+            copy: request.try_copy(),
+        })
+    }
+
+    /// Waits for a token (a [`Plan::Wait`]), then as [`authorize`](Self::authorize).
+    pub(crate) async fn authorize_when_ready<R: Resendable>(
+        &self,
+        request: &mut R,
+        slot: TokenSlot,
+    ) -> Result<Option<Replay<R>>, AuthError> {
+        let (value, ticket) = self.wait_token(slot, None).await?;
+        Ok(self.authorize(request, value, Some((slot, ticket))))
+    }
+
+    /// Applies the 401-`expired` rule to the answer of a request sent with a
+    /// cached token: clears that token if it is still current and, when the
+    /// request could be copied, returns the one resend to make (after
+    /// [`reauthorize`](Self::reauthorize)).
+    pub(crate) fn resend_after<R>(
+        &self,
+        replay: Replay<R>,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Resend<R>> {
+        if !self.should_resend(status, headers, replay.used) {
+            return None;
+        }
+        let Some(request) = replay.copy else {
+            tracing::debug!(target: "sinch_auth", "401 expired, but the body cannot be replayed; answer passed on");
+            return None;
+        };
+        Some(Resend {
+            used: replay.used,
+            request,
+        })
+    }
+
+    /// Puts a token other than the refused one on the resend.
+    pub(crate) async fn reauthorize<R: Resendable>(
+        &self,
+        resend: Resend<R>,
+    ) -> Result<R, AuthError> {
+        let (slot, refused) = resend.used;
+        let (value, _) = self.wait_token(slot, Some(refused)).await?;
+        let mut request = resend.request;
+        request.headers_mut().insert(AUTHORIZATION, value);
+        tracing::debug!(target: "sinch_auth", "resending once after 401 expired");
+        Ok(request)
+    }
+
     /// Signs a request with the application scheme (spec §4): sets `x-timestamp`
     /// and `Authorization`. `path` is the raw (percent-encoded) URI path.
+    /// Bodies over [`max_body_bytes`](Self::max_body_bytes) are refused.
     pub(crate) fn sign(
         &self,
         credentials: &Credentials,
@@ -376,6 +491,11 @@ impl Core {
         headers: &mut HeaderMap,
         body: &[u8],
     ) -> Result<(), AuthError> {
+        if body.len() > self.max_body_bytes {
+            return Err(AuthError::BodyTooLarge {
+                limit: self.max_body_bytes,
+            });
+        }
         let app = credentials
             .application()
             .ok_or_else(|| missing(Scheme::ApplicationSigned))?;
@@ -398,7 +518,7 @@ impl Core {
     /// The 401-`expired` rule (spec §2): on a 401 whose `www-authenticate`
     /// mentions `expired`, clear the token the request used if it is still
     /// current, and say whether to resend (once).
-    pub(crate) fn should_resend(
+    fn should_resend(
         &self,
         status: StatusCode,
         headers: &HeaderMap,
