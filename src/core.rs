@@ -558,6 +558,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_default_port_written_or_not_is_the_same_port() {
+        let port = |uri: &'static str| Target::from_uri(&uri.parse().unwrap()).effective_port();
+        assert_eq!(port("https://h/"), Some(443));
+        assert_eq!(port("https://h:443/"), Some(443));
+        assert_eq!(port("HTTP://h/"), Some(80));
+        assert_eq!(port("http://h:8080/"), Some(8080));
+        assert_eq!(port("/relative"), None);
+        #[cfg(feature = "reqwest-middleware")]
+        for url in ["https://h/", "https://h:443/"] {
+            let url = reqwest::Url::parse(url).unwrap();
+            assert_eq!(Target::from_url(&url).effective_port(), Some(443));
+        }
+    }
+
+    #[test]
     fn expired_is_found_in_any_www_authenticate_value() {
         let mut h = HeaderMap::new();
         assert!(!mentions_expired(&h));
