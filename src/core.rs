@@ -140,6 +140,15 @@ impl<'a> Target<'a> {
             authority: uri.authority().map(http::uri::Authority::as_str),
         }
     }
+
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn from_url(url: &'a reqwest::Url) -> Self {
+        let authority = url.authority();
+        Self {
+            scheme: Some(url.scheme()),
+            authority: (!authority.is_empty()).then_some(authority),
+        }
+    }
 }
 
 /// What the host rules say about one `scheme://authority`.
@@ -203,6 +212,17 @@ impl HostMemo {
     }
 }
 
+/// The port a request goes to: the explicit one, or the scheme's default.
+/// (`reqwest` drops a port that is the scheme's default — `https://h:443/`
+/// has none — while `http::Uri` keeps it: both adapters must route alike.)
+fn effective_port(scheme: Option<&str>, port: Option<u16>) -> Option<u16> {
+    port.or_else(|| match scheme {
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+        _ => None,
+    })
+}
+
 /// Which token cache a ticket belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenSlot {
@@ -221,6 +241,36 @@ pub(crate) enum Plan {
     Wait(TokenSlot),
     /// Read the body, then sign (application scheme).
     Sign(Arc<Credentials>),
+}
+
+/// A request an adapter can put `Authorization` on and copy for the one
+/// resend after a 401-`expired` answer (spec §2).
+pub(crate) trait Resendable: Sized {
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+
+    /// A copy to send again, if the body can be replayed without reading it.
+    fn try_copy(&self) -> Option<Self>;
+}
+
+/// What a request sent with a cached token keeps for the 401-`expired` rule:
+/// the token it used and, if the request could be copied, the copy.
+pub(crate) struct Replay<R> {
+    used: (TokenSlot, TokenTicket),
+    copy: Option<R>,
+}
+
+impl<R> Replay<R> {
+    /// Whether a resend is possible at all (the body was replayable).
+    pub(crate) fn can_resend(&self) -> bool {
+        self.copy.is_some()
+    }
+}
+
+/// A resend the 401-`expired` rule asked for: the copy, still carrying the
+/// refused token until [`Core::reauthorize`] replaces it.
+pub(crate) struct Resend<R> {
+    used: (TokenSlot, TokenTicket),
+    request: R,
 }
 
 /// A header derived from credentials alone (Basic, static Bearer), rebuilt
@@ -376,8 +426,8 @@ impl Core {
     fn verdict(&self, scheme: &str, authority: &str) -> Verdict {
         let parsed = authority.parse::<http::uri::Authority>().ok();
         let host = parsed.as_ref().map_or("", |a| a.host());
-        let port = parsed.as_ref().and_then(|a| a.port_u16());
         let scheme = (!scheme.is_empty()).then_some(scheme);
+        let port = effective_port(scheme, parsed.as_ref().and_then(|a| a.port_u16()));
         let route = self
             .routes
             .iter()
@@ -455,8 +505,72 @@ impl Core {
         self.cache(slot)?.wait(not_this).await
     }
 
+    /// Puts a ready header on the request (a [`Plan::Header`]). With a ticket,
+    /// and resends on, returns what the 401-`expired` rule needs once the
+    /// answer is in: give it to [`resend_after`](Self::resend_after).
+    pub(crate) fn authorize<R: Resendable>(
+        &self,
+        request: &mut R,
+        value: HeaderValue,
+        ticket: Option<(TokenSlot, TokenTicket)>,
+    ) -> Option<Replay<R>> {
+        request.headers_mut().insert(AUTHORIZATION, value);
+        let used = ticket.filter(|_| self.resend_on_expired)?;
+        Some(Replay {
+            used,
+            copy: request.try_copy(),
+        })
+    }
+
+    /// Waits for a token (a [`Plan::Wait`]), then as [`authorize`](Self::authorize).
+    pub(crate) async fn authorize_when_ready<R: Resendable>(
+        &self,
+        request: &mut R,
+        slot: TokenSlot,
+    ) -> Result<Option<Replay<R>>, AuthError> {
+        let (value, ticket) = self.wait_token(slot, None).await?;
+        Ok(self.authorize(request, value, Some((slot, ticket))))
+    }
+
+    /// Applies the 401-`expired` rule to the answer of a request sent with a
+    /// cached token: clears that token if it is still current and, when the
+    /// request could be copied, returns the one resend to make (after
+    /// [`reauthorize`](Self::reauthorize)).
+    pub(crate) fn resend_after<R>(
+        &self,
+        replay: Replay<R>,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Resend<R>> {
+        if !self.should_resend(status, headers, replay.used) {
+            return None;
+        }
+        let Some(request) = replay.copy else {
+            tracing::debug!(target: "sinch_auth", "401 expired, but the body cannot be replayed; answer passed on");
+            return None;
+        };
+        Some(Resend {
+            used: replay.used,
+            request,
+        })
+    }
+
+    /// Puts a token other than the refused one on the resend.
+    pub(crate) async fn reauthorize<R: Resendable>(
+        &self,
+        resend: Resend<R>,
+    ) -> Result<R, AuthError> {
+        let (slot, refused) = resend.used;
+        let (value, _) = self.wait_token(slot, Some(refused)).await?;
+        let mut request = resend.request;
+        request.headers_mut().insert(AUTHORIZATION, value);
+        tracing::debug!(target: "sinch_auth", "resending once after 401 expired");
+        Ok(request)
+    }
+
     /// Signs a request with the application scheme (spec §4): sets `x-timestamp`
     /// and `Authorization`. `path` is the raw (percent-encoded) URI path.
+    /// Bodies over [`max_body_bytes`](Self::max_body_bytes) are refused.
     pub(crate) fn sign(
         &self,
         credentials: &Credentials,
@@ -465,6 +579,11 @@ impl Core {
         headers: &mut HeaderMap,
         body: &[u8],
     ) -> Result<(), AuthError> {
+        if body.len() > self.max_body_bytes {
+            return Err(AuthError::BodyTooLarge {
+                limit: self.max_body_bytes,
+            });
+        }
         let app = credentials
             .application()
             .ok_or_else(|| missing(Scheme::ApplicationSigned))?;
@@ -487,7 +606,7 @@ impl Core {
     /// The 401-`expired` rule (spec §2): on a 401 whose `www-authenticate`
     /// mentions `expired`, clear the token the request used if it is still
     /// current, and say whether to resend (once).
-    pub(crate) fn should_resend(
+    fn should_resend(
         &self,
         status: StatusCode,
         headers: &HeaderMap,
@@ -533,6 +652,20 @@ pub(crate) fn mentions_expired(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_default_port_written_or_not_is_the_same_port() {
+        assert_eq!(effective_port(Some("https"), None), Some(443));
+        assert_eq!(effective_port(Some("https"), Some(443)), Some(443));
+        assert_eq!(effective_port(Some("HTTP"), None), Some(80));
+        assert_eq!(effective_port(Some("http"), Some(8080)), Some(8080));
+        assert_eq!(effective_port(None, None), None);
+        #[cfg(feature = "reqwest-middleware")]
+        for url in ["https://h/", "https://h:443/"] {
+            let url = reqwest::Url::parse(url).unwrap();
+            assert_eq!(Target::from_url(&url).authority, Some("h"));
+        }
+    }
 
     #[test]
     fn expired_is_found_in_any_www_authenticate_value() {

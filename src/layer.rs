@@ -31,7 +31,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
@@ -41,12 +40,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::clock::{Clock, SystemClock};
-use crate::core::{Core, Plan, Route, Routing, Target, TokenSlot};
+use crate::core::{Core, Plan, Replay, Resend, Resendable, Route, Routing, Target, TokenSlot};
 use crate::error::{AuthError, BoxError, ConfigError, ServiceError};
 use crate::host::HostPolicy;
 use crate::token::{
     OAuth2, RefreshConfig, SelfSignedJwt, Stored, TokenCache, TokenHttpClient, TokenSource,
-    TokenStore, TokenTicket,
+    TokenStore,
 };
 use crate::{CredentialProvider, Scheme};
 
@@ -96,7 +95,7 @@ impl SinchAuthLayer {
 }
 
 impl SinchAuthLayer {
-    #[allow(dead_code)] // the reqwest adapter uses it
+    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
     }
@@ -513,20 +512,20 @@ where
                 future: self.inner.call(request),
             },
             Ok(Plan::Header(value, ticket)) => {
-                request.headers_mut().insert(AUTHORIZATION, value);
-                match ticket {
-                    Some(used) if self.core.resend_on_expired => {
-                        let replay = copy_request(&request).map(|copy| (self.inner.clone(), copy));
+                match self.core.authorize(&mut request, value, ticket) {
+                    Some(replay) => {
+                        // The resend goes through a clone; the ready instance sends first.
+                        let service = replay.can_resend().then(|| self.inner.clone());
                         State::Checked {
                             future: self.inner.call(request),
                             retry: Some(Box::new(Retry {
                                 core: self.core.clone(),
-                                used,
                                 replay,
+                                service,
                             })),
                         }
                     }
-                    _ => State::Direct {
+                    None => State::Direct {
                         future: self.inner.call(request),
                     },
                 }
@@ -571,15 +570,21 @@ fn take_ready<S: Clone>(inner: &mut S) -> S {
 }
 
 /// A copy of the request for a resend, when its body can be replayed.
-fn copy_request<B: AuthBody>(request: &Request<B>) -> Option<Request<B>> {
-    let body = request.body().try_clone()?;
-    let mut copy = Request::new(body);
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    *copy.extensions_mut() = request.extensions().clone();
-    Some(copy)
+impl<B: AuthBody> Resendable for Request<B> {
+    fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        Request::headers_mut(self)
+    }
+
+    fn try_copy(&self) -> Option<Self> {
+        let body = self.body().try_clone()?;
+        let mut copy = Request::new(body);
+        *copy.method_mut() = self.method().clone();
+        *copy.uri_mut() = self.uri().clone();
+        *copy.version_mut() = self.version();
+        *copy.headers_mut() = self.headers().clone();
+        *copy.extensions_mut() = self.extensions().clone();
+        Some(copy)
+    }
 }
 
 /// Reads a body to sign it, within the limit.
@@ -608,36 +613,31 @@ where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     B: AuthBody,
 {
-    let (value, ticket) = core.wait_token(slot, None).await?;
-    request.headers_mut().insert(AUTHORIZATION, value);
-    let replay = if core.resend_on_expired {
-        copy_request(&request).map(|copy| (ready.clone(), copy))
-    } else {
-        None
-    };
+    let replay = core.authorize_when_ready(&mut request, slot).await?;
+    let service = replay
+        .as_ref()
+        .filter(|r| r.can_resend())
+        .map(|_| ready.clone());
     let response = ready.call(request).await.map_err(ServiceError::Inner)?;
-    if core.should_resend(response.status(), response.headers(), (slot, ticket)) {
-        if let Some((service, copy)) = replay {
-            return resend(core, service, copy, (slot, ticket)).await;
-        }
+    let resend = replay.and_then(|r| core.resend_after(r, response.status(), response.headers()));
+    match (resend, service) {
+        (Some(resend), Some(service)) => send_again(core, service, resend).await,
+        _ => Ok(response),
     }
-    Ok(response)
 }
 
-/// The one resend after a 401-`expired`: wait for a token other than the one
-/// refused, send again, and hand whatever comes back to the caller.
-async fn resend<S, B, ResBody>(
+/// The one resend after a 401-`expired`: the core puts a token other than the
+/// refused one on the copy; whatever comes back goes to the caller.
+async fn send_again<S, B, ResBody>(
     core: Arc<Core>,
     service: S,
-    mut request: Request<B>,
-    used: (TokenSlot, TokenTicket),
+    resend: Resend<Request<B>>,
 ) -> Result<Response<ResBody>, ServiceError<S::Error>>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    B: AuthBody,
 {
-    let (value, _) = core.wait_token(used.0, Some(used.1)).await?;
-    request.headers_mut().insert(AUTHORIZATION, value);
-    tracing::debug!(target: "sinch_auth", "resending once after 401 expired");
+    let request = core.reauthorize(resend).await?;
     tower::ServiceExt::oneshot(service, request)
         .await
         .map_err(ServiceError::Inner)
@@ -645,8 +645,9 @@ where
 
 struct Retry<S, B> {
     core: Arc<Core>,
-    used: (TokenSlot, TokenTicket),
-    replay: Option<(S, Request<B>)>,
+    replay: Replay<Request<B>>,
+    // A clone of the inner service for the resend, when one is possible.
+    service: Option<S>,
 }
 
 pin_project! {
@@ -690,7 +691,7 @@ where
     S: Service<Request<B>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: AuthBody + Send + 'static,
     ResBody: Send + 'static,
 {
     type Output = Result<Response<ResBody>, ServiceError<S::Error>>;
@@ -707,16 +708,15 @@ where
                     let Some(retry) = retry.take().map(|r| *r) else {
                         return Poll::Ready(Ok(response));
                     };
-                    if !retry
-                        .core
-                        .should_resend(response.status(), response.headers(), retry.used)
-                    {
-                        return Poll::Ready(Ok(response));
-                    }
-                    let Some((service, copy)) = retry.replay else {
+                    let resend = retry.core.resend_after(
+                        retry.replay,
+                        response.status(),
+                        response.headers(),
+                    );
+                    let (Some(resend), Some(service)) = (resend, retry.service) else {
                         return Poll::Ready(Ok(response));
                     };
-                    let future = Box::pin(resend(retry.core, service, copy, retry.used));
+                    let future = Box::pin(send_again(retry.core, service, resend));
                     this.state.set(State::Slow { future });
                 }
                 StateProj::Slow { future } => return future.as_mut().poll(cx),

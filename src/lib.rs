@@ -9,6 +9,9 @@ pub mod credentials;
 pub mod error;
 pub mod host;
 pub mod layer;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub mod reqwest;
 pub mod scheme;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]

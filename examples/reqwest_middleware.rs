@@ -1,0 +1,166 @@
+//! `cargo run --example reqwest_middleware --features reqwest-middleware`
+//!
+//! Offline (no `SINCH_*` variables): starts the loopback Sinch stand-in and
+//! sends requests through a `reqwest_middleware` client carrying
+//! `SinchAuthMiddleware`: an OAuth2 call, a service-plan call, an
+//! application-signed POST, a `401 expired` answer survived by one refresh
+//! and one resend, and the typed error for a body that cannot be signed.
+//!
+//! Online (`SINCH_KEY_ID`, `SINCH_APPLICATION_KEY` or `SINCH_SERVICE_PLAN_ID`
+//! groups set, see the README): one read-only request per credential kind to
+//! real Sinch, the scheme chosen by host. Only statuses are printed.
+
+use std::error::Error;
+
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use sinch_auth::reqwest::{SinchAuthMiddleware, auth_error};
+use sinch_auth::testkit::SinchStandIn;
+use sinch_auth::{
+    AccessKey, ApplicationCredentials, Credentials, EnvCredentials, Scheme, ServicePlan,
+    SinchAuthLayer, StaticCredentials,
+};
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+const VERIFICATION: &str =
+    r#"{"identity":{"type":"number","endpoint":"+46700000000"},"method":"sms"}"#;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    // reqwest here is built with rustls and no default crypto provider; pick ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match EnvCredentials::from_env() {
+        Ok(env) => online(env).await,
+        Err(sinch_auth::ConfigError::NoCredentialsInEnv) => offline().await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn client(middleware: SinchAuthMiddleware) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build()
+}
+
+async fn offline() -> Result<(), BoxError> {
+    println!("No SINCH_* variables set: talking to the loopback Sinch stand-in.\n");
+    let credentials = Credentials::builder()
+        .access_key(AccessKey::new(
+            "demo-project",
+            "demo-key-id",
+            "demo-key-secret",
+        )?)
+        .application(ApplicationCredentials::new(
+            "demo-app-key",
+            "ZGVtby1hcHAtc2VjcmV0",
+        )?)
+        .service_plan(ServicePlan::new("demo-plan", "demo-api-token")?)
+        .build();
+    let sinch = SinchStandIn::builder()
+        .access_key(credentials.access_key().unwrap())
+        .application(credentials.application().unwrap())
+        .service_plan(credentials.service_plan().unwrap())
+        .start()
+        .await?;
+    println!("stand-in listening on {}\n", sinch.url());
+    let provider = StaticCredentials::new(credentials);
+    // The stand-in is one loopback host, so each scheme gets its own layer
+    // here; against Sinch, `SinchAuthLayer::by_host` picks per API.
+    let with = |scheme: Scheme| -> Result<ClientWithMiddleware, BoxError> {
+        let layer = SinchAuthLayer::builder(provider.clone())
+            .scheme(scheme)
+            .auth_host(&sinch.url())
+            .build()?;
+        Ok(client(SinchAuthMiddleware::new(&layer)))
+    };
+
+    let oauth2 = with(Scheme::OAuth2)?;
+    let numbers = format!("{}/v1/projects/demo-project/activeNumbers", sinch.url());
+    let response = oauth2.get(&numbers).send().await?;
+    report("OAuth2", "GET", &numbers, response).await?;
+
+    let plan = with(Scheme::ServicePlanBearer)?;
+    let batches = format!("{}/xms/v1/demo-plan/batches", sinch.url());
+    let response = plan.get(&batches).send().await?;
+    report("ServicePlanBearer", "GET", &batches, response).await?;
+
+    let signed = with(Scheme::ApplicationSigned)?;
+    let verifications = format!("{}/verification/v1/verifications", sinch.url());
+    let response = signed
+        .post(&verifications)
+        .header("content-type", "application/json")
+        .body(VERIFICATION)
+        .send()
+        .await?;
+    report("ApplicationSigned", "POST", &verifications, response).await?;
+
+    println!("The next answer is `401 expired`: the middleware refreshes and resends once.");
+    sinch.answer_expired_next(1);
+    let response = oauth2.get(&numbers).send().await?;
+    report("OAuth2", "GET", &numbers, response).await?;
+    println!(
+        "token endpoint calls: {} (one at start, one after the 401)\n",
+        sinch.token_requests()
+    );
+
+    println!("A streaming body cannot be signed; nothing is sent:");
+    let stream = reqwest::Body::wrap(String::from(VERIFICATION));
+    let error = signed
+        .post(&verifications)
+        .header("content-type", "application/json")
+        .body(stream)
+        .send()
+        .await
+        .expect_err("a stream cannot be signed");
+    match auth_error(&error) {
+        Some(auth) => println!("  AuthError: {auth}"),
+        None => return Err(error.into()),
+    }
+    Ok(())
+}
+
+async fn report(
+    scheme: &str,
+    method: &str,
+    url: &str,
+    response: reqwest::Response,
+) -> Result<(), BoxError> {
+    let status = response.status();
+    // The stand-in answers with what it accepted (key ids, never secrets).
+    let answer = response.text().await?;
+    println!("{scheme:<18} {method} {url}\n  answered: {status} {answer}\n");
+    if !status.is_success() {
+        return Err(format!("{scheme} was refused").into());
+    }
+    Ok(())
+}
+
+async fn online(env: EnvCredentials) -> Result<(), BoxError> {
+    println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
+    let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
+    let credentials = env.credentials();
+    let mut targets = Vec::new();
+    if let Some(key) = credentials.access_key() {
+        targets.push(format!(
+            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
+            key.project_id()
+        ));
+    }
+    if let Some(plan) = credentials.service_plan() {
+        targets.push(format!(
+            "{}/xms/v1/{}/batches?page_size=1",
+            region.sms_url(),
+            plan.id()
+        ));
+    }
+    if credentials.application().is_some() {
+        targets.push("https://calling.api.sinch.com/calling/v1/configuration/numbers".to_owned());
+    }
+    let layer = SinchAuthLayer::by_host(env)?;
+    let client = client(SinchAuthMiddleware::new(&layer));
+    for url in targets {
+        let response = client.get(&url).send().await?;
+        println!("GET {url}\n  answered: {}\n", response.status());
+    }
+    Ok(())
+}
