@@ -168,6 +168,27 @@ struct MemoEntry {
     verdict: Verdict,
 }
 
+impl MemoEntry {
+    fn is(&self, scheme: &str, authority: &str) -> bool {
+        &*self.authority == authority && &*self.scheme == scheme
+    }
+}
+
+/// The last header plan of one adapter instance (the tower service holds
+/// one per clone). It stays valid while the destination matches, the
+/// credentials are the same and, for tokens, the token is still current:
+/// three comparisons and one atomic load instead of a full plan.
+#[derive(Clone, Default)]
+pub(crate) struct LastPlan(Option<LastEntry>);
+
+#[derive(Clone)]
+struct LastEntry {
+    memo: usize,
+    credentials: CredentialsId,
+    value: HeaderValue,
+    token: Option<(TokenSlot, TokenTicket)>,
+}
+
 /// Verdicts for the first destinations seen, so the request path compares
 /// two short strings instead of parsing the authority and walking the rules.
 /// Append-only slots: a reader does one atomic load per slot, never a lock;
@@ -184,18 +205,19 @@ impl Default for HostMemo {
 }
 
 impl HostMemo {
-    fn get(&self, scheme: &str, authority: &str) -> Option<Verdict> {
-        for slot in &self.0 {
+    fn get(&self, scheme: &str, authority: &str) -> Option<(usize, Verdict)> {
+        for (index, slot) in self.0.iter().enumerate() {
             let entry = slot.get()?;
-            if &*entry.authority == authority && &*entry.scheme == scheme {
-                return Some(entry.verdict);
+            if entry.is(scheme, authority) {
+                return Some((index, entry.verdict));
             }
         }
         None
     }
 
-    fn remember(&self, scheme: &str, authority: &str, verdict: Verdict) {
-        for slot in &self.0 {
+    /// Stores a verdict; returns its slot, or `None` when every slot is taken.
+    fn remember(&self, scheme: &str, authority: &str, verdict: Verdict) -> Option<usize> {
+        for (index, slot) in self.0.iter().enumerate() {
             let mut filled = false;
             let entry = slot.get_or_init(|| {
                 filled = true;
@@ -205,10 +227,15 @@ impl HostMemo {
                     verdict,
                 }
             });
-            if filled || (&*entry.authority == authority && &*entry.scheme == scheme) {
-                return;
+            if filled || entry.is(scheme, authority) {
+                return Some(index);
             }
         }
+        None
+    }
+
+    fn matches(&self, index: usize, scheme: &str, authority: &str) -> bool {
+        self.0[index].get().is_some_and(|e| e.is(scheme, authority))
     }
 }
 
@@ -283,18 +310,18 @@ impl DerivedHeader {
         &self,
         provider: &dyn CredentialProvider,
         derive: impl FnOnce(&Credentials) -> Result<HeaderValue, AuthError>,
-    ) -> Result<HeaderValue, AuthError> {
+    ) -> Result<(HeaderValue, CredentialsId), AuthError> {
         let id = provider.current_id();
         if let Some(entry) = self.0.load().as_ref() {
             if entry.0 == id {
-                return Ok(entry.1.clone());
+                return Ok((entry.1.clone(), id));
             }
         }
         let credentials = provider.credentials();
         let value = scheme::warm(derive(&credentials)?);
         self.0
             .store(Some(Arc::new((credentials.id(), value.clone()))));
-        Ok(value)
+        Ok((value, credentials.id()))
     }
 }
 
@@ -382,20 +409,69 @@ impl Core {
     /// Decides what to do with a request. Synchronous and, on the cached
     /// paths, free of locks and allocations.
     pub(crate) fn plan(&self, target: Target<'_>, headers: &HeaderMap) -> Result<Plan, AuthError> {
+        self.plan_inner(target, headers).map(|(plan, _)| plan)
+    }
+
+    /// As [`plan`](Self::plan), reusing the adapter instance's last header
+    /// plan when nothing it depends on changed.
+    pub(crate) fn plan_remembering(
+        &self,
+        last: &mut LastPlan,
+        target: Target<'_>,
+        headers: &HeaderMap,
+    ) -> Result<Plan, AuthError> {
         if !self.overwrite && headers.contains_key(AUTHORIZATION) {
             return Ok(Plan::Skip);
         }
+        if let (Some(entry), Some(authority)) = (&last.0, target.authority) {
+            if self
+                .memo
+                .matches(entry.memo, target.scheme.unwrap_or(""), authority)
+                && self.provider.current_id() == entry.credentials
+                && entry
+                    .token
+                    .is_none_or(|(slot, ticket)| self.token_is_current(slot, ticket))
+            {
+                return Ok(Plan::Header(entry.value.clone(), entry.token));
+            }
+        }
+        let (plan, reusable) = self.plan_inner(target, headers)?;
+        last.0 = match (&plan, reusable) {
+            (Plan::Header(value, token), Some((memo, credentials))) => Some(LastEntry {
+                memo,
+                credentials,
+                value: value.clone(),
+                token: *token,
+            }),
+            _ => None,
+        };
+        Ok(plan)
+    }
+
+    fn token_is_current(&self, slot: TokenSlot, ticket: TokenTicket) -> bool {
+        self.cache(slot).is_ok_and(|cache| cache.is_current(ticket))
+    }
+
+    /// The plan, and for a header plan that may be reused: its memo slot
+    /// and the credentials it was derived from.
+    fn plan_inner(
+        &self,
+        target: Target<'_>,
+        headers: &HeaderMap,
+    ) -> Result<(Plan, Option<(usize, CredentialsId)>), AuthError> {
+        if !self.overwrite && headers.contains_key(AUTHORIZATION) {
+            return Ok((Plan::Skip, None));
+        }
         let Some(authority) = target.authority else {
             tracing::debug!(target: "sinch_auth", "request URI has no host; sent without credentials");
-            return Ok(Plan::Skip);
+            return Ok((Plan::Skip, None));
         };
         let scheme = target.scheme.unwrap_or("");
-        let verdict = match self.memo.get(scheme, authority) {
-            Some(verdict) => verdict,
+        let (memo, verdict) = match self.memo.get(scheme, authority) {
+            Some((index, verdict)) => (Some(index), verdict),
             None => {
                 let verdict = self.verdict(scheme, authority);
-                self.memo.remember(scheme, authority, verdict);
-                verdict
+                (self.memo.remember(scheme, authority, verdict), verdict)
             }
         };
         if !verdict.allowed {
@@ -404,7 +480,7 @@ impl Core {
                 return Err(AuthError::HostNotAllowed { host });
             }
             tracing::debug!(target: "sinch_auth", host, "host not allowed to receive credentials; sent untouched");
-            return Ok(Plan::Skip);
+            return Ok((Plan::Skip, None));
         }
         let scheme = match (verdict.route, self.routing) {
             (Some(route), _) => Some(route),
@@ -414,10 +490,13 @@ impl Core {
             }),
         };
         match scheme {
-            Some(scheme) => self.plan_scheme(scheme),
+            Some(scheme) => {
+                let (plan, credentials) = self.plan_scheme(scheme)?;
+                Ok((plan, memo.zip(credentials)))
+            }
             None => {
                 tracing::debug!(target: "sinch_auth", host = host_of(authority), "no scheme for this host; sent untouched");
-                Ok(Plan::Skip)
+                Ok((Plan::Skip, None))
             }
         }
     }
@@ -440,11 +519,13 @@ impl Core {
         }
     }
 
-    fn plan_scheme(&self, scheme: Scheme) -> Result<Plan, AuthError> {
+    /// The plan for a scheme, and for header plans the id of the credentials
+    /// the header came from (when it is the current one).
+    fn plan_scheme(&self, scheme: Scheme) -> Result<(Plan, Option<CredentialsId>), AuthError> {
         let provider = &*self.provider;
         let header = |slot: &DerivedHeader, derive: fn(&Credentials) -> Option<HeaderValue>| {
             slot.get(provider, |c| derive(c).ok_or_else(|| missing(scheme)))
-                .map(|value| Plan::Header(value, None))
+                .map(|(value, id)| (Plan::Header(value, None), Some(id)))
         };
         match scheme {
             Scheme::OAuth2 | Scheme::SelfSignedJwt => {
@@ -453,9 +534,13 @@ impl Core {
                     _ => (TokenSlot::Jwt, self.jwt.as_ref()),
                 };
                 let cache = cache.ok_or_else(|| missing(scheme))?;
-                Ok(match cache.lookup(provider.current_id())? {
-                    Lookup::Ready(value, ticket) => Plan::Header(value, Some((slot, ticket))),
-                    Lookup::Wait => Plan::Wait(slot),
+                let current = provider.current_id();
+                Ok(match cache.lookup(current)? {
+                    Lookup::Ready(value, ticket, from) => (
+                        Plan::Header(value, Some((slot, ticket))),
+                        (from == current).then_some(from),
+                    ),
+                    Lookup::Wait => (Plan::Wait(slot), None),
                 })
             }
             Scheme::ServicePlanBearer => header(&self.derived.service_plan_bearer, |c| {
@@ -483,7 +568,7 @@ impl Core {
                 if credentials.application().is_none() {
                     return Err(missing(scheme));
                 }
-                Ok(Plan::Sign(credentials))
+                Ok((Plan::Sign(credentials), None))
             }
         }
     }

@@ -40,7 +40,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::clock::{Clock, SystemClock};
-use crate::core::{Core, Plan, Replay, Resend, Resendable, Route, Routing, Target, TokenSlot};
+use crate::core::{
+    Core, LastPlan, Plan, Replay, Resend, Resendable, Route, Routing, Target, TokenSlot,
+};
 use crate::error::{AuthError, BoxError, ConfigError, ServiceError};
 use crate::host::HostPolicy;
 use crate::token::{
@@ -108,6 +110,7 @@ impl<S> Layer<S> for SinchAuthLayer {
         SinchAuth {
             inner,
             core: self.core.clone(),
+            last: LastPlan::default(),
         }
     }
 }
@@ -449,6 +452,7 @@ impl AuthBody for axum::body::Body {
 pub struct SinchAuth<S> {
     inner: S,
     core: Arc<Core>,
+    last: LastPlan,
 }
 
 impl<S: fmt::Debug> fmt::Debug for SinchAuth<S> {
@@ -503,9 +507,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let plan = self
-            .core
-            .plan(Target::from_uri(request.uri()), request.headers());
+        let plan = self.core.plan_remembering(
+            &mut self.last,
+            Target::from_uri(request.uri()),
+            request.headers(),
+        );
         let state = match plan {
             Err(error) => State::Failed { error: Some(error) },
             Ok(Plan::Skip) => State::Direct {

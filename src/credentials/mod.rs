@@ -337,6 +337,10 @@ impl CredentialsId {
         self.0
     }
 
+    pub(crate) fn from_raw(raw: u64) -> Self {
+        Self(raw)
+    }
+
     fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))

@@ -178,8 +178,8 @@ pub(crate) struct TokenTicket {
 
 /// What a request finds in the cache.
 pub(crate) enum Lookup {
-    /// A usable token.
-    Ready(HeaderValue, TokenTicket),
+    /// A usable token, and the credentials it came from.
+    Ready(HeaderValue, TokenTicket, CredentialsId),
     /// Nothing usable: the request has to wait.
     Wait,
 }
@@ -212,6 +212,8 @@ struct Shared {
     config: RefreshConfig,
     rotation_requested: AtomicU64,
     next_token_id: AtomicU64,
+    /// The id of the token in `current` (0: none), for one-load checks.
+    current_id: AtomicU64,
 }
 
 struct Handle {
@@ -259,6 +261,7 @@ impl TokenCache {
                     config,
                     rotation_requested: AtomicU64::new(0),
                     next_token_id: AtomicU64::new(1),
+                    current_id: AtomicU64::new(0),
                 }),
                 commands,
                 started: AtomicBool::new(false),
@@ -294,19 +297,20 @@ impl TokenCache {
         let shared = &self.inner.shared;
         let current = shared.current.load();
         if let Some(cached) = current.as_ref() {
-            if cached.credentials == credentials {
-                let ticket = TokenTicket {
-                    token_id: cached.id,
-                };
-                return Ok(Lookup::Ready(cached.header.clone(), ticket));
+            let ticket = TokenTicket {
+                token_id: cached.id,
+            };
+            if cached.credentials != credentials {
+                self.rotated(credentials);
+                if shared.config.hard_cutover {
+                    return Ok(Lookup::Wait);
+                }
             }
-            self.rotated(credentials);
-            if !shared.config.hard_cutover {
-                let ticket = TokenTicket {
-                    token_id: cached.id,
-                };
-                return Ok(Lookup::Ready(cached.header.clone(), ticket));
-            }
+            return Ok(Lookup::Ready(
+                cached.header.clone(),
+                ticket,
+                cached.credentials,
+            ));
         }
         Ok(Lookup::Wait)
     }
@@ -370,6 +374,13 @@ impl TokenCache {
                 }
             }
         }
+    }
+
+    /// Whether the token a request used is still the one to use (and the
+    /// refresher still runs). One atomic load each.
+    pub(crate) fn is_current(&self, ticket: TokenTicket) -> bool {
+        self.inner.shared.current_id.load(Ordering::Acquire) == ticket.token_id
+            && !self.inner.commands.is_closed()
     }
 
     /// Clears the token a request used, if it is still the current one, and
@@ -577,6 +588,7 @@ fn publish(
         id,
         credentials,
     })));
+    shared.current_id.store(id, Ordering::Release);
     shared.status.send_modify(|s| {
         s.version += 1;
         s.last_error = None;
@@ -589,6 +601,9 @@ fn expire(shared: &Shared, id: u64) {
     let current = shared.current.load();
     if current.as_ref().is_some_and(|c| c.id == id) {
         shared.current.compare_and_swap(&*current, None);
+        let _ = shared
+            .current_id
+            .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
         tracing::warn!(
             target: "sinch_auth",
             source = shared.source.name(),
