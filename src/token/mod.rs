@@ -22,6 +22,8 @@
 mod cache;
 mod http_client;
 mod oauth2;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
 use std::fmt;
@@ -32,6 +34,9 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisTokenStore, RedisTokenStoreBuilder};
 pub use cache::RefreshConfig;
 pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
 pub use http_client::{TokenHttpClient, TokenHttpResponse};
