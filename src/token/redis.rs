@@ -78,6 +78,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use super::cache::jwt_expiry;
 use super::{StoreKey, Token, TokenFuture, TokenStore};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, FetchError};
@@ -563,12 +564,20 @@ impl Inner {
     /// Stores a token. The lock holder forces: it found what is there not
     /// good enough. Others keep a longer-lived token that is already there.
     async fn save(&self, keys: &Keys, token: &Token, force: bool) -> Result<(), StoreError> {
-        let lifetime_ms = millis(token.expires_in());
+        let value = token.value().expose_secret();
+        let mut lifetime = token.expires_in();
+        // The cache believes a JWT's `exp` over `expires_in`; so must the
+        // fleet, or a process would take back the token it is replacing.
+        if let Some(exp) = jwt_expiry(value) {
+            let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(exp);
+            lifetime = lifetime.min(exp.duration_since(self.clock.now()).unwrap_or_default());
+        }
+        let lifetime_ms = millis(lifetime);
         if lifetime_ms == 0 {
             return Ok(());
         }
         let record = Record {
-            token: Cow::Borrowed(token.value().expose_secret()),
+            token: Cow::Borrowed(value),
             lifetime_ms,
             scope: token.scope().map(str::to_owned),
         };

@@ -1,0 +1,674 @@
+//! Fleet-wide token sharing through a real `redis-server` on loopback: one
+//! fetch for fifty cold caches, one fetch for the fleet's refresh ahead of
+//! expiry, local fetches while Redis is down and sharing again once it is
+//! back, the lock's expiry and ownership, shared refusals, key layout, and
+//! no token or secret in the logs.
+//!
+//! Each test starts its own `redis-server` (see [`RedisServer`]); CI installs
+//! the package (`.ci/run`).
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use common::{get, send};
+use http::StatusCode;
+use http::header::AUTHORIZATION;
+use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
+use sinch_auth::token::{RedisTokenStore, RefreshConfig, StoreKey, Token, TokenStore};
+use sinch_auth::{AccessKey, FetchError, Scheme, SinchAuth, SinchAuthLayer, StaticCredentials};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use tower::Layer;
+
+const FLEET: usize = 50;
+const SECRET: &str = "KEY-SECRET-redis-7f3a";
+
+fn key() -> AccessKey {
+    AccessKey::new("proj-r", "key-r", SECRET).unwrap()
+}
+
+/// A `redis-server` child process on a free loopback port, killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[&str]) -> Self {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut server = Self {
+                child: None,
+                port,
+                args: args.clone(),
+            };
+            if server.spawn().await {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on a free port after 5 tries");
+    }
+
+    /// Starts the server process on `self.port`; false if it exited (port taken).
+    async fn spawn(&mut self) -> bool {
+        let dir = std::env::temp_dir();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}): these tests need it on PATH; \
+                     install it with `apt-get install redis-server` (.ci/run does)"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().unwrap().is_some() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if self.answers_ping().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server on port {} never answered PING", self.port);
+    }
+
+    async fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        if stream.write_all(b"PING\r\n").await.is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            // `-NOAUTH` also means it is up.
+            Ok(Ok(n)) => n > 0,
+            _ => false,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Brings a killed server back on the same port, empty.
+    async fn restart(&mut self) {
+        assert!(
+            self.spawn().await,
+            "redis-server could not come back on its port"
+        );
+    }
+
+    async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn store(redis: &RedisServer) -> RedisTokenStore {
+    RedisTokenStore::builder(&redis.url())
+        .op_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+/// One process of the fleet: its own layer (cache and refresher) and its own
+/// store (connection and lock owner id), sharing Redis and the token endpoint.
+fn member(
+    sinch: &SinchStandIn,
+    store: RedisTokenStore,
+    refresh: RefreshConfig,
+) -> SinchAuth<StandInClient> {
+    SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .refresh(refresh)
+        .token_store(store)
+        .build()
+        .unwrap()
+        .layer(sinch.client())
+}
+
+fn fleet(
+    sinch: &SinchStandIn,
+    redis: &RedisServer,
+    refresh: RefreshConfig,
+) -> Vec<SinchAuth<StandInClient>> {
+    (0..FLEET)
+        .map(|_| member(sinch, store(redis), refresh.clone()))
+        .collect()
+}
+
+/// Sends one API request through every member at once; every one must be
+/// accepted by the stand-in. Returns the distinct tokens they carried.
+async fn call_all(sinch: &SinchStandIn, fleet: &[SinchAuth<StandInClient>]) -> HashSet<String> {
+    sinch.clear_requests();
+    let url = format!("{}/v1/projects/proj-r/activeNumbers", sinch.url());
+    let mut tasks = tokio::task::JoinSet::new();
+    for member in fleet {
+        let member = member.clone();
+        let request = get(&url);
+        tasks.spawn(async move { send(&member, request).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        let (status, body) = result.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let seen: Vec<_> = sinch.requests();
+    assert_eq!(seen.len(), fleet.len());
+    seen.iter()
+        .map(|r| r.headers[AUTHORIZATION].to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the token endpoint has seen `n` requests (or panics).
+async fn until_token_requests(sinch: &SinchStandIn, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while sinch.token_requests() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} token requests after {within:?}, expected {n}",
+            sinch.token_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_caches_cold_starting_together_make_exactly_one_fetch() {
+    let redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    // A realistic fetch time, so every member asks while the first fetch runs.
+    sinch.delay_tokens(Duration::from_millis(200));
+    let fleet = fleet(&sinch, &redis, RefreshConfig::default());
+
+    let tokens = call_all(&sinch, &fleet).await;
+
+    assert_eq!(sinch.token_requests(), 1);
+    assert_eq!(sinch.tokens_issued(), 1);
+    assert_eq!(tokens.len(), 1, "every member uses the one token");
+    assert_eq!(sinch.api_accepted(), FLEET as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_ahead_of_expiry_makes_one_fetch_for_the_fleet() {
+    let redis = RedisServer::start().await;
+    // 8 s tokens: the caches refresh 2.4–3.6 s after the cold start (half the
+    // usable lifetime, less up to a quarter of it as jitter), and the next
+    // round cannot start before 4.7 s.
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .token_lifetime(Duration::from_secs(8))
+        .start()
+        .await
+        .unwrap();
+    let fleet = fleet(&sinch, &redis, RefreshConfig::default());
+    let started = Instant::now();
+    let first = call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+    assert_eq!(first.len(), 1);
+
+    tokio::time::sleep_until(started + Duration::from_millis(4150)).await;
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "one fetch for the whole fleet's refresh"
+    );
+    let second = call_all(&sinch, &fleet).await;
+    assert_eq!(second.len(), 1, "every member took the refreshed token");
+    assert!(first.is_disjoint(&second), "the members refreshed");
+    assert_eq!(sinch.token_requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_members_fetch_locally_and_share_again_once_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .token_lifetime(Duration::from_secs(6))
+        .start()
+        .await
+        .unwrap();
+    // No jitter: with 6 s tokens whose JWT `exp` is in whole seconds, the
+    // jitter would blur the refresh rounds this test counts one by one.
+    let refresh = RefreshConfig::default().jitter_ratio(0.0);
+    let fleet = fleet(&sinch, &redis, refresh);
+    call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+
+    // Redis dies; each member refreshes about 2.5 s after the cold start.
+    redis.kill();
+    until_token_requests(&sinch, 1 + FLEET as u64, Duration::from_secs(6)).await;
+    let during_outage = call_all(&sinch, &fleet).await;
+    assert_eq!(
+        during_outage.len(),
+        FLEET,
+        "each member fetched its own token and kept working"
+    );
+    assert_eq!(sinch.token_requests(), 1 + FLEET as u64);
+
+    // Redis comes back (empty) before the next round, about 2.5 s later.
+    redis.restart().await;
+    let back = Instant::now();
+    until_token_requests(&sinch, 2 + FLEET as u64, Duration::from_secs(5)).await;
+    // Every member's next refresh falls within 0.5 s of the first one.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        back.elapsed() < Duration::from_millis(4500),
+        "the round ended in time"
+    );
+    assert_eq!(
+        sinch.token_requests(),
+        2 + FLEET as u64,
+        "one fetch for the fleet once Redis is back"
+    );
+    let after = call_all(&sinch, &fleet).await;
+    assert_eq!(after.len(), 1, "every member took the shared token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_shared_so_the_fleet_backs_off_together() {
+    let redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    sinch.delay_tokens(Duration::from_millis(100));
+    sinch.fail_next_token_requests(1, TokenFailure::too_many_requests(None));
+    let refresh = RefreshConfig::default()
+        .backoff_base(Duration::from_millis(100))
+        .backoff_cap(Duration::from_millis(400));
+    let fleet = fleet(&sinch, &redis, refresh);
+
+    let tokens = call_all(&sinch, &fleet).await;
+
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "one refused fetch, then one that succeeded, for fifty members"
+    );
+}
+
+/// A source counting its fetches, issuing `tok-1`, `tok-2`, … for `lifetime`.
+fn counting(lifetime: Duration) -> (Arc<AtomicU32>, impl Fn() -> sinch_auth::token::TokenFuture) {
+    let count = Arc::new(AtomicU32::new(0));
+    let c = count.clone();
+    let fetch = move || -> sinch_auth::token::TokenFuture {
+        let c = c.clone();
+        Box::pin(async move {
+            let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Token::new(format!("tok-{n}"), lifetime))
+        })
+    };
+    (count, fetch)
+}
+
+fn store_key() -> StoreKey {
+    StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", "proj-r", "key-r")
+}
+
+fn value(token: &Token) -> String {
+    use secrecy::ExposeSecret;
+    token.value().expose_secret().to_owned()
+}
+
+#[tokio::test]
+async fn a_process_refreshing_ahead_never_gets_its_own_token_back() {
+    let redis = RedisServer::start().await;
+    let lifetime = Duration::from_secs(2);
+    let (count, fetch) = counting(lifetime);
+    let (a, b) = (store(&redis), store(&redis));
+
+    let obtained = SystemTime::now();
+    let first = a.get_or_fetch(store_key(), None, fetch()).await.unwrap();
+    assert_eq!(value(&first), "tok-1");
+    let shared = b.get_or_fetch(store_key(), None, fetch()).await.unwrap();
+    assert_eq!(
+        value(&shared),
+        "tok-1",
+        "a cold start takes the stored token"
+    );
+    assert!(shared.expires_in() <= lifetime);
+    assert!(shared.expires_in() > lifetime - Duration::from_millis(300));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // Both hold tok-1 until 1.8 s after it was obtained (its lifetime less
+    // the cache's skew) and refresh it halfway, as the cache does. tok-1 is
+    // what A is replacing, so A must fetch…
+    let held_until = Some(obtained + lifetime.mul_f64(0.9));
+    tokio::time::sleep(lifetime.mul_f64(0.45)).await;
+    let renewed = a
+        .get_or_fetch(store_key(), held_until, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&renewed), "tok-2");
+    // …and B, refreshing the same token a moment later, takes A's new one.
+    let taken = b
+        .get_or_fetch(store_key(), held_until, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&taken), "tok-2");
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_dead_holders_lock_expires_and_one_waiter_takes_over() {
+    let redis = RedisServer::start().await;
+    let mut c = redis.connection().await;
+    let lock_key = format!("sinch-auth:lock:{}", store_key());
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("a-process-that-died")
+        .arg("PX")
+        .arg(400)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let store = RedisTokenStore::builder(&redis.url())
+        .max_wait(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let token = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(
+        waited >= Duration::from_millis(350),
+        "waited {waited:?} for the lock to expire"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "took the lock over in {waited:?}, not at max_wait"
+    );
+    let lock: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(lock, None, "the new holder released its lock");
+}
+
+#[tokio::test]
+async fn a_waiter_fetches_locally_after_max_wait_and_leaves_anothers_lock_alone() {
+    let redis = RedisServer::start().await;
+    let mut c = redis.connection().await;
+    let lock_key = format!("sinch-auth:lock:{}", store_key());
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("a-slow-process")
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let store = RedisTokenStore::builder(&redis.url())
+        .max_wait(Duration::from_millis(300))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let token = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(
+        waited >= Duration::from_millis(300),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(2));
+    let lock: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(lock.as_deref(), Some("a-slow-process"));
+    // The local fetch is still shared with whoever comes next.
+    let next = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&next), "tok-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_carry_the_prefix_and_the_identity_hash_never_the_secret() {
+    let redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let store = RedisTokenStore::builder(&redis.url())
+        .key_prefix("billing:sinch:")
+        .build()
+        .unwrap();
+    let member = member(&sinch, store, RefreshConfig::default());
+    let (status, _) = send(&member, get(format!("{}/v1/x", sinch.url()))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut c = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let identity =
+        StoreKey::for_access_key(&format!("{}/oauth2/token", sinch.url()), "proj-r", "key-r");
+    assert_eq!(keys, vec![format!("billing:sinch:token:{identity}")]);
+    assert!(!keys[0].contains(SECRET) && !keys[0].contains("key-r"));
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        (3_500_000..=3_600_000).contains(&ttl),
+        "stored with its expiry: {ttl} ms"
+    );
+}
+
+/// Everything logged, at every level, while the test runs on this thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn neither_token_nor_secret_nor_redis_password_reaches_the_logs() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let password = "redis-pa55-q9";
+
+    // Redis unreachable: nothing listens on this port.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = RedisTokenStore::builder(&format!("redis://:{password}@127.0.0.1:{dead_port}/"))
+        .build()
+        .unwrap();
+    assert!(!format!("{dead:?}").contains(password));
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let member_a = member(&sinch, dead, RefreshConfig::default());
+    let (status, _) = send(&member_a, get(format!("{}/v1/x", sinch.url()))).await;
+    assert_eq!(status, StatusCode::OK, "the request works without Redis");
+    let token_a = sinch.last_request().unwrap().headers[AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // Redis up, behind a password: one member fetches, another takes it.
+    let redis = RedisServer::start_with(&["--requirepass", password]).await;
+    let url = format!("redis://:{password}@127.0.0.1:{}/", redis.port);
+    let sinch_b = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let store = RedisTokenStore::new(&url).unwrap();
+        assert!(!format!("{store:?}").contains(password));
+        let member = member(&sinch_b, store, RefreshConfig::default());
+        let (status, _) = send(&member, get(format!("{}/v1/x", sinch_b.url()))).await;
+        assert_eq!(status, StatusCode::OK);
+        seen.push(
+            sinch_b.last_request().unwrap().headers[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        sinch_b.token_requests(),
+        1,
+        "the second member took the stored token"
+    );
+    assert_eq!(seen[0], seen[1]);
+
+    let text = logs.text();
+    assert!(
+        text.contains("redis token store unavailable; fetching the token locally"),
+        "{text}"
+    );
+    assert!(text.contains("token taken from redis"), "{text}");
+    for token in [&token_a, &seen[0]] {
+        let bare = token.strip_prefix("Bearer ").unwrap();
+        assert!(!text.contains(bare), "a token was logged:\n{text}");
+        // Not even its signature part.
+        let signature = bare.rsplit('.').next().unwrap();
+        assert!(
+            !text.contains(signature),
+            "a token's signature was logged:\n{text}"
+        );
+    }
+    assert!(!text.contains(SECRET), "the key secret was logged:\n{text}");
+    assert!(
+        !text.contains(password),
+        "the redis password was logged:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_fetch_reaches_the_waiters_as_the_endpoints_error() {
+    let redis = RedisServer::start().await;
+    let store = store(&redis);
+    let refused: sinch_auth::token::TokenFuture = Box::pin(async {
+        Err(FetchError::Endpoint {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: Some("rate_limited".into()),
+            description: None,
+            retry_after: Some(Duration::from_secs(2)),
+        })
+    });
+    let error = store
+        .get_or_fetch(store_key(), None, refused)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+
+    // Another process asking now backs off with it instead of fetching.
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let error = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap_err();
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert_eq!(error.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(error.sinch_error(), Some("rate_limited"));
+    assert!(error.is_transient());
+    match error {
+        FetchError::Endpoint { retry_after, .. } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(2)))
+        }
+        other => panic!("{other:?}"),
+    }
+}
