@@ -90,6 +90,11 @@ async fn call_all(sinch: &SinchStandIn, fleet: &[SinchAuth<StandInClient>]) -> H
         .collect()
 }
 
+/// Prints a figure for docs/redis.md (shown with `--nocapture`).
+fn measured(what: &str, token_requests: u64) {
+    eprintln!("measured: {what}: {token_requests} token requests");
+}
+
 /// Waits until the token endpoint has seen `n` requests (or panics).
 async fn until_token_requests(sinch: &SinchStandIn, n: u64, within: Duration) {
     let deadline = Instant::now() + within;
@@ -117,10 +122,40 @@ async fn fifty_caches_cold_starting_together_make_exactly_one_fetch() {
 
     let tokens = call_all(&sinch, &fleet).await;
 
+    measured("50 caches, cold start", sinch.token_requests());
     assert_eq!(sinch.token_requests(), 1);
     assert_eq!(sinch.tokens_issued(), 1);
     assert_eq!(tokens.len(), 1, "every member uses the one token");
     assert_eq!(sinch.api_accepted(), FLEET as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_fifty_caches_make_fifty_fetches() {
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    sinch.delay_tokens(Duration::from_millis(200));
+    let fleet: Vec<_> = (0..FLEET)
+        .map(|_| {
+            SinchAuthLayer::builder(StaticCredentials::new(key()))
+                .scheme(Scheme::OAuth2)
+                .auth_host(&sinch.url())
+                .build()
+                .unwrap()
+                .layer(sinch.client())
+        })
+        .collect();
+
+    let tokens = call_all(&sinch, &fleet).await;
+
+    measured(
+        "50 caches without a store, cold start",
+        sinch.token_requests(),
+    );
+    assert_eq!(sinch.token_requests(), FLEET as u64);
+    assert_eq!(tokens.len(), FLEET);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,6 +177,10 @@ async fn refresh_ahead_of_expiry_makes_one_fetch_for_the_fleet() {
     assert_eq!(first.len(), 1);
 
     tokio::time::sleep_until(started + Duration::from_millis(4150)).await;
+    measured(
+        "50 caches, refresh ahead of expiry",
+        sinch.token_requests() - 1,
+    );
     assert_eq!(
         sinch.token_requests(),
         2,
@@ -174,6 +213,10 @@ async fn with_redis_down_members_fetch_locally_and_share_again_once_it_is_back()
     until_token_requests(&sinch, 1 + FLEET as u64, Duration::from_secs(6)).await;
     // The last answers may still be on their way to their caches.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    measured(
+        "50 caches, one refresh round with Redis down",
+        sinch.token_requests() - 1,
+    );
     let during_outage = call_all(&sinch, &fleet).await;
     assert_eq!(
         during_outage.len(),
@@ -192,6 +235,10 @@ async fn with_redis_down_members_fetch_locally_and_share_again_once_it_is_back()
         back.elapsed() < Duration::from_millis(4500),
         "the round ended in time"
     );
+    measured(
+        "50 caches, first refresh round after Redis is back",
+        sinch.token_requests() - 1 - FLEET as u64,
+    );
     assert_eq!(
         sinch.token_requests(),
         2 + FLEET as u64,
@@ -209,20 +256,35 @@ async fn a_refusal_is_shared_so_the_fleet_backs_off_together() {
         .start()
         .await
         .unwrap();
-    sinch.delay_tokens(Duration::from_millis(100));
-    sinch.fail_next_token_requests(1, TokenFailure::too_many_requests(None));
+    sinch.delay_tokens(Duration::from_millis(50));
+    // The endpoint answers 429 (no Retry-After) until healed.
+    sinch.fail_all_token_requests(TokenFailure::too_many_requests(None));
     let refresh = RefreshConfig::default()
         .backoff_base(Duration::from_millis(100))
         .backoff_cap(Duration::from_millis(400));
     let fleet = fleet(&sinch, &redis, refresh);
 
-    let tokens = call_all(&sinch, &fleet).await;
+    let while_refused = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let refused = sinch.token_requests();
+        sinch.heal_tokens();
+        refused
+    };
+    let (tokens, refused) = tokio::join!(call_all(&sinch, &fleet), while_refused);
+    measured("50 caches, cold start during 1.5 s of 429s", refused);
 
+    // Each refusal holds the fleet off for a second: one at the start, one
+    // when the hold ends. Without sharing, the fifty members' retries would
+    // take turns at the lock every ~50 ms.
+    assert!(
+        (1..=2).contains(&refused),
+        "{refused} token requests in 1.5 s of 429s"
+    );
     assert_eq!(tokens.len(), 1);
     assert_eq!(
         sinch.token_requests(),
-        2,
-        "one refused fetch, then one that succeeded, for fifty members"
+        refused + 1,
+        "once healed, one fetch for the fleet"
     );
 }
 
@@ -450,4 +512,65 @@ async fn a_refused_fetch_reaches_the_waiters_as_the_endpoints_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_acl_in_the_docs_is_all_the_store_needs() {
+    let redis = RedisServer::start().await;
+    let mut admin = redis.connection().await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("sinch-auth")
+        .arg("on")
+        .arg(">acl-pw-1")
+        .arg("resetkeys")
+        .arg("~billing:sinch:*")
+        .arg("resetchannels")
+        .arg("-@all")
+        .arg(
+            "+get +set +pttl +del +multi +exec +evalsha +script|load"
+                .split(' ')
+                .collect::<Vec<_>>(),
+        )
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://sinch-auth:acl-pw-1@127.0.0.1:{}/", redis.port);
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let stores: Vec<_> = (0..2)
+        .map(|_| {
+            RedisTokenStore::builder(&url)
+                .key_prefix("billing:sinch:")
+                .build()
+                .unwrap()
+        })
+        .collect();
+
+    let first = stores[0]
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    let second = stores[1]
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+
+    assert_eq!(value(&first), "tok-1");
+    assert_eq!(
+        value(&second),
+        "tok-1",
+        "shared through Redis, not fetched again"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // The same user may not touch keys outside the prefix.
+    let mut limited = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let denied: redis::RedisResult<Option<String>> = redis::cmd("GET")
+        .arg("elsewhere")
+        .query_async(&mut limited)
+        .await;
+    assert!(denied.is_err());
 }

@@ -57,12 +57,17 @@
 //!
 //! A token in Redis is as good as the access key it came from, for its
 //! lifetime: anyone who can read the keys under the prefix can call Sinch's
-//! APIs as you. Give the store its own Redis user with an ACL limited to the
-//! prefix (`~billing-service:sinch-auth:*` and `+get +set +pttl +del +evalsha
-//! +eval +multi +exec`), use `rediss://` or a private network, and keep
-//! `MONITOR` away from other users (it shows command arguments; so can
-//! `SLOWLOG`). The store never logs a token, and its `Debug` shows neither
-//! tokens nor the Redis password.
+//! APIs as you. Give the store its own Redis user, limited to the prefix and
+//! to the commands it uses:
+//!
+//! ```text
+//! ACL SETUSER sinch-auth on >password resetkeys ~billing-service:sinch-auth:* resetchannels
+//!     -@all +get +set +pttl +del +multi +exec +evalsha +script|load
+//! ```
+//!
+//! Keep Redis on a private network, and `MONITOR` and `SLOWLOG` away from
+//! other users (they show command arguments). The store never logs a token,
+//! and its `Debug` shows neither tokens nor the Redis password.
 
 use std::borrow::Cow;
 use std::fmt;
