@@ -1,73 +1,4 @@
-//! Fleet-wide token sharing through Redis (feature `redis`).
-//!
-//! ```
-//! use std::time::Duration;
-//! use sinch_auth::token::RedisTokenStore;
-//! use sinch_auth::{AccessKey, Scheme, SinchAuthLayer, StaticCredentials};
-//!
-//! // Nothing connects yet: the store connects on the first token fetch.
-//! let store = RedisTokenStore::builder("redis://127.0.0.1:6379/")
-//!     .key_prefix("billing-service:sinch-auth:")
-//!     .max_wait(Duration::from_secs(5))
-//!     .build()?;
-//!
-//! let key = AccessKey::new("project", "key-id", "key-secret")?;
-//! let layer = SinchAuthLayer::builder(StaticCredentials::new(key))
-//!     .scheme(Scheme::OAuth2)
-//!     .token_store(store)
-//!     .build()?;
-//! # let _ = layer;
-//! # Ok::<(), sinch_auth::ConfigError>(())
-//! ```
-//!
-//! # What it does
-//!
-//! Each process keeps its own in-process cache and background refresher; the
-//! store is asked only when that refresher would fetch (cold start, refresh
-//! ahead of expiry, 401-`expired`, rotation), never on the request path.
-//! For one credential identity ([`StoreKey`]: a SHA-256 of token URL,
-//! project id and key id, never the secret) Redis holds:
-//!
-//! - `{prefix}token:{key}`: the token with its original lifetime, set with a
-//!   `PX` expiry equal to its remaining lifetime. Remaining lifetimes are read
-//!   with `PTTL`, from Redis's clock, so the fleet's clocks need not agree.
-//! - `{prefix}lock:{key}`: the single-flight lock, `SET NX PX` with a random
-//!   owner id; released by a compare-and-delete script, so a process never
-//!   removes a lock that expired and was taken by another.
-//! - `{prefix}failed:{key}`: for a short while after the token endpoint
-//!   refused a fetch (429, 5xx, 4xx), its status and `Retry-After`, so the
-//!   rest of the fleet backs off with the process that saw it instead of
-//!   asking again at once (spec §2's rate limit).
-//!
-//! A process asking for a token takes the stored one if it outlives the
-//! token the process already holds (`held_until`) by at least 15 % of its
-//! lifetime: a process refreshing ahead of expiry never gets its own
-//! soon-to-expire token back. Otherwise it takes the lock and fetches, or
-//! waits while another process does, polling every
-//! [`poll_interval`](RedisTokenStoreBuilder::poll_interval) for at most
-//! [`max_wait`](RedisTokenStoreBuilder::max_wait); after that it fetches
-//! locally.
-//!
-//! If Redis cannot be reached, times out or errs, the process logs a warning
-//! and fetches locally: the store never fails a fetch that the token endpoint
-//! would have answered. The connection is made again on the next fetch, so
-//! sharing resumes when Redis is back.
-//!
-//! # Security
-//!
-//! A token in Redis is as good as the access key it came from, for its
-//! lifetime: anyone who can read the keys under the prefix can call Sinch's
-//! APIs as you. Give the store its own Redis user, limited to the prefix and
-//! to the commands it uses:
-//!
-//! ```text
-//! ACL SETUSER sinch-auth on >password resetkeys ~billing-service:sinch-auth:* resetchannels
-//!     -@all +get +set +pttl +del +multi +exec +evalsha +script|load
-//! ```
-//!
-//! Keep Redis on a private network, and `MONITOR` and `SLOWLOG` away from
-//! other users (they show command arguments). The store never logs a token,
-//! and its `Debug` shows neither tokens nor the Redis password.
+//! Fleet-wide token sharing through Redis (feature `redis`); see [`RedisTokenStore`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -126,11 +57,80 @@ return 0
 });
 
 /// Shares OAuth2 tokens between the processes of a fleet through Redis, so
-/// the fleet fetches one token where each process would fetch its own. See
-/// the [module docs](self) for how, and for the security notes.
+/// the fleet fetches one token where each process would fetch its own
+/// (feature `redis`).
 ///
 /// Plug it in with [`SinchAuthBuilder::token_store`](crate::SinchAuthBuilder::token_store).
 /// Cheap to clone; clones share the connection.
+///
+/// ```
+/// use std::time::Duration;
+/// use sinch_auth::token::RedisTokenStore;
+/// use sinch_auth::{AccessKey, Scheme, SinchAuthLayer, StaticCredentials};
+///
+/// // Nothing connects yet: the store connects on the first token fetch.
+/// let store = RedisTokenStore::builder("redis://127.0.0.1:6379/")
+///     .key_prefix("billing-service:sinch-auth:")
+///     .max_wait(Duration::from_secs(5))
+///     .build()?;
+///
+/// let key = AccessKey::new("project", "key-id", "key-secret")?;
+/// let layer = SinchAuthLayer::builder(StaticCredentials::new(key))
+///     .scheme(Scheme::OAuth2)
+///     .token_store(store)
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+///
+/// # What it does
+///
+/// Each process keeps its own in-process cache and background refresher; the
+/// store is asked only when that refresher would fetch (cold start, refresh
+/// ahead of expiry, 401-`expired`, rotation), never on the request path.
+/// For one credential identity ([`StoreKey`]: a SHA-256 of token URL,
+/// project id and key id, never the secret) Redis holds:
+///
+/// - `{prefix}token:{key}`: the token with its original lifetime, set with a
+///   `PX` expiry equal to its remaining lifetime. Remaining lifetimes are read
+///   with `PTTL`, from Redis's clock, so the fleet's clocks need not agree.
+/// - `{prefix}lock:{key}`: the single-flight lock, `SET NX PX` with a random
+///   owner id; released by a compare-and-delete script, so a process never
+///   removes a lock that expired and was taken by another.
+/// - `{prefix}failed:{key}`: for a short while after the token endpoint
+///   refused a fetch (429 most likely), its status and `Retry-After`, so the
+///   rest of the fleet backs off with the process that saw it instead of
+///   asking again at once (spec §2's rate limit).
+///
+/// A process asking for a token takes the stored one if it outlives the
+/// token the process already holds (`held_until`) by at least 15 % of its
+/// lifetime: a process refreshing ahead of expiry never gets its own
+/// soon-to-expire token back. Otherwise it takes the lock and fetches, or
+/// waits while another process does, polling every
+/// [`poll_interval`](RedisTokenStoreBuilder::poll_interval) for at most
+/// [`max_wait`](RedisTokenStoreBuilder::max_wait); after that it fetches
+/// locally.
+///
+/// If Redis cannot be reached, times out or errs, the process logs a warning
+/// and fetches locally: the store never fails a fetch that the token endpoint
+/// would have answered. The connection is made again on the next fetch, so
+/// sharing resumes when Redis is back.
+///
+/// # Security
+///
+/// A token in Redis is as good as the access key it came from, for its
+/// lifetime: anyone who can read the keys under the prefix can call Sinch's
+/// APIs as you. Give the store its own Redis user, limited to the prefix and
+/// to the commands it uses:
+///
+/// ```text
+/// ACL SETUSER sinch-auth on >password resetkeys ~billing-service:sinch-auth:* resetchannels
+///     -@all +get +set +pttl +del +multi +exec +evalsha +script|load
+/// ```
+///
+/// Keep Redis on a private network, and `MONITOR` and `SLOWLOG` away from
+/// other users (they show command arguments). The store never logs a token,
+/// and its `Debug` shows neither tokens nor the Redis password.
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
 pub struct RedisTokenStore {
