@@ -23,7 +23,10 @@ use http::header::AUTHORIZATION;
 use redis_server::RedisServer;
 use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
 use sinch_auth::token::{RedisTokenStore, RefreshConfig, StoreKey, Token, TokenStore};
-use sinch_auth::{AccessKey, FetchError, Scheme, SinchAuth, SinchAuthLayer, StaticCredentials};
+use sinch_auth::{
+    AccessKey, FetchError, RotatingCredentials, Scheme, SinchAuth, SinchAuthLayer,
+    StaticCredentials,
+};
 use tokio::time::Instant;
 use tower::Layer;
 
@@ -573,4 +576,59 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         .query_async(&mut limited)
         .await;
     assert!(denied.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_makes_one_fetch_for_the_fleet() {
+    let redis = RedisServer::start().await;
+    let new_key = || AccessKey::new("proj-r", "key-r2", "KEY-SECRET-redis-r2").unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .access_key(&new_key())
+        .start()
+        .await
+        .unwrap();
+    let providers: Vec<_> = (0..FLEET)
+        .map(|_| RotatingCredentials::new(key()))
+        .collect();
+    let fleet: Vec<_> = providers
+        .iter()
+        .map(|provider| {
+            SinchAuthLayer::builder(provider.clone())
+                .scheme(Scheme::OAuth2)
+                .auth_host(&sinch.url())
+                .token_store(store(&redis))
+                .build()
+                .unwrap()
+                .layer(sinch.client())
+        })
+        .collect();
+    call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+
+    // Every member's refresher refetches at once for the new key. The tokens
+    // they hold for the old key, however fresh, say nothing about the new one.
+    for provider in &providers {
+        provider.rotate(new_key());
+    }
+    until_token_requests(&sinch, 2, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tokens = call_all(&sinch, &fleet).await;
+
+    measured(
+        "50 caches, rotation to a new key",
+        sinch.token_requests() - 1,
+    );
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        sinch
+            .requests()
+            .iter()
+            .all(|r| r.accepted_as.as_deref() == Some("oauth2:key-r2"))
+    );
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "one fetch for the new key, for the whole fleet"
+    );
 }

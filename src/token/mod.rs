@@ -107,9 +107,9 @@ pub struct FetchRequest {
 
 impl FetchRequest {
     /// A request for a token from `credentials`. `held_until` is when the
-    /// token the cache holds (or last held) stops being used, if any: a
-    /// source that shares tokens between processes must answer with one
-    /// that lasts longer than that.
+    /// token the cache holds (or last held) for these same credentials stops
+    /// being used, if any: a source that shares tokens between processes
+    /// must answer with one that lasts longer than that.
     pub fn new(credentials: Arc<Credentials>, held_until: Option<SystemTime>) -> Self {
         Self {
             credentials,
@@ -122,7 +122,8 @@ impl FetchRequest {
         &self.credentials
     }
 
-    /// When the token the cache holds stops being used (`None` on a cold start).
+    /// When the token the cache holds stops being used (`None` on a cold
+    /// start, and after the credentials changed).
     pub fn held_until(&self) -> Option<SystemTime> {
         self.held_until
     }
