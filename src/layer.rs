@@ -97,7 +97,7 @@ impl SinchAuthLayer {
 }
 
 impl SinchAuthLayer {
-    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
+    #[allow(dead_code)] // the reqwest adapter uses it
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
     }

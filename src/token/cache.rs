@@ -454,7 +454,9 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
     let mut expiry: Option<(Instant, u64)> = None;
     let mut failures: u32 = 0;
     let mut last_success: Option<Instant> = None;
-    let mut held_until: Option<std::time::SystemTime> = None;
+    // When the last token stops being used, and for which credentials: after
+    // a rotation it says nothing about tokens for the new ones.
+    let mut held_until: Option<(std::time::SystemTime, CredentialsId)> = None;
 
     loop {
         tokio::select! {
@@ -481,7 +483,8 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 let credentials = shared.provider.credentials();
                 let started = Instant::now();
                 tracing::debug!(target: "sinch_auth", source = name, attempt = failures + 1, "fetching token");
-                let request = FetchRequest::new(credentials.clone(), held_until);
+                let held = held_until.filter(|(_, id)| *id == credentials.id()).map(|(until, _)| until);
+                let request = FetchRequest::new(credentials.clone(), held);
                 let fetch = tokio::time::timeout(config.fetch_timeout, shared.source.fetch(request));
                 tokio::pin!(fetch);
                 let outcome = loop {
@@ -509,7 +512,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         failures = 0;
                         last_success = Some(now);
                         expiry = Some((now + usable_for, id));
-                        held_until = Some(shared.clock.now() + usable_for);
+                        held_until = Some((shared.clock.now() + usable_for, credentials.id()));
                         next_fetch = now + refresh_after;
                         tracing::info!(
                             target: "sinch_auth",

@@ -22,6 +22,8 @@
 mod cache;
 mod http_client;
 mod oauth2;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
 use std::fmt;
@@ -32,6 +34,9 @@ use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisTokenStore, RedisTokenStoreBuilder};
 pub use cache::RefreshConfig;
 pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
 pub use http_client::{TokenHttpClient, TokenHttpResponse};
@@ -102,9 +107,9 @@ pub struct FetchRequest {
 
 impl FetchRequest {
     /// A request for a token from `credentials`. `held_until` is when the
-    /// token the cache holds (or last held) stops being used, if any: a
-    /// source that shares tokens between processes must answer with one
-    /// that lasts longer than that.
+    /// token the cache holds (or last held) for these same credentials stops
+    /// being used, if any: a source that shares tokens between processes
+    /// must answer with one that lasts longer than that.
     pub fn new(credentials: Arc<Credentials>, held_until: Option<SystemTime>) -> Self {
         Self {
             credentials,
@@ -117,7 +122,8 @@ impl FetchRequest {
         &self.credentials
     }
 
-    /// When the token the cache holds stops being used (`None` on a cold start).
+    /// When the token the cache holds stops being used (`None` on a cold
+    /// start, and after the credentials changed).
     pub fn held_until(&self) -> Option<SystemTime> {
         self.held_until
     }

@@ -18,9 +18,13 @@ use crate::error::{CredentialKind, FetchError};
 ///
 /// An implementation returns a token for `key` that stays usable past
 /// `held_until` (the token the asking process holds stops being used then;
-/// `None` on a cold start). If the store has none, it lets exactly one
-/// process of the fleet run `fetch` and hands the result to the others. If the
-/// store itself fails, it should run `fetch` locally rather than fail.
+/// `None` on a cold start or after a rotation). That token itself lives a
+/// little longer than `held_until` (the cache's expiry skew, at most 10 % of
+/// its lifetime), so demand a clear margin beyond it, or a process refreshing
+/// ahead gets back the very token it is replacing. If the store has none, it
+/// lets exactly one process of the fleet run `fetch` and hands the result to
+/// the others. If the store itself fails, it should run `fetch` locally
+/// rather than fail.
 /// Tokens in a store are as sensitive as the credentials they come from.
 pub trait TokenStore: Send + Sync + 'static {
     /// A token for `key` usable past `held_until`, from the store or from `fetch`.

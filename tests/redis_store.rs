@@ -1,0 +1,634 @@
+//! Fleet-wide token sharing through a real `redis-server` on loopback: one
+//! fetch for fifty cold caches, one fetch for the fleet's refresh ahead of
+//! expiry, local fetches while Redis is down and sharing again once it is
+//! back, the lock's expiry and ownership, shared refusals and the key layout.
+//! (No token or secret in the logs: `redis_store_logs.rs`.)
+//!
+//! Each test starts its own `redis-server` (see [`RedisServer`]); CI installs
+//! the package (`.ci/run`).
+#![cfg(feature = "redis")]
+
+mod common;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use common::{get, send};
+use http::StatusCode;
+use http::header::AUTHORIZATION;
+use redis_server::RedisServer;
+use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
+use sinch_auth::token::{RedisTokenStore, RefreshConfig, StoreKey, Token, TokenStore};
+use sinch_auth::{
+    AccessKey, FetchError, RotatingCredentials, Scheme, SinchAuth, SinchAuthLayer,
+    StaticCredentials,
+};
+use tokio::time::Instant;
+use tower::Layer;
+
+const FLEET: usize = 50;
+const SECRET: &str = "KEY-SECRET-redis-7f3a";
+
+fn key() -> AccessKey {
+    AccessKey::new("proj-r", "key-r", SECRET).unwrap()
+}
+
+fn store(redis: &RedisServer) -> RedisTokenStore {
+    RedisTokenStore::builder(&redis.url())
+        .op_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+/// One process of the fleet: its own layer (cache and refresher) and its own
+/// store (connection and lock owner id), sharing Redis and the token endpoint.
+fn member(
+    sinch: &SinchStandIn,
+    store: RedisTokenStore,
+    refresh: RefreshConfig,
+) -> SinchAuth<StandInClient> {
+    SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .refresh(refresh)
+        .token_store(store)
+        .build()
+        .unwrap()
+        .layer(sinch.client())
+}
+
+fn fleet(
+    sinch: &SinchStandIn,
+    redis: &RedisServer,
+    refresh: RefreshConfig,
+) -> Vec<SinchAuth<StandInClient>> {
+    (0..FLEET)
+        .map(|_| member(sinch, store(redis), refresh.clone()))
+        .collect()
+}
+
+/// Sends one API request through every member at once; every one must be
+/// accepted by the stand-in. Returns the distinct tokens they carried.
+async fn call_all(sinch: &SinchStandIn, fleet: &[SinchAuth<StandInClient>]) -> HashSet<String> {
+    sinch.clear_requests();
+    let url = format!("{}/v1/projects/proj-r/activeNumbers", sinch.url());
+    let mut tasks = tokio::task::JoinSet::new();
+    for member in fleet {
+        let member = member.clone();
+        let request = get(&url);
+        tasks.spawn(async move { send(&member, request).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        let (status, body) = result.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let seen: Vec<_> = sinch.requests();
+    assert_eq!(seen.len(), fleet.len());
+    seen.iter()
+        .map(|r| r.headers[AUTHORIZATION].to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Prints a figure for docs/redis.md (shown with `--nocapture`).
+fn measured(what: &str, token_requests: u64) {
+    eprintln!("measured: {what}: {token_requests} token requests");
+}
+
+/// Waits until the token endpoint has seen `n` requests (or panics).
+async fn until_token_requests(sinch: &SinchStandIn, n: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while sinch.token_requests() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} token requests after {within:?}, expected {n}",
+            sinch.token_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_caches_cold_starting_together_make_exactly_one_fetch() {
+    let redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    // A realistic fetch time, so every member asks while the first fetch runs.
+    sinch.delay_tokens(Duration::from_millis(200));
+    let fleet = fleet(&sinch, &redis, RefreshConfig::default());
+
+    let tokens = call_all(&sinch, &fleet).await;
+
+    measured("50 caches, cold start", sinch.token_requests());
+    assert_eq!(sinch.token_requests(), 1);
+    assert_eq!(sinch.tokens_issued(), 1);
+    assert_eq!(tokens.len(), 1, "every member uses the one token");
+    assert_eq!(sinch.api_accepted(), FLEET as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_fifty_caches_make_fifty_fetches() {
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    sinch.delay_tokens(Duration::from_millis(200));
+    let fleet: Vec<_> = (0..FLEET)
+        .map(|_| {
+            SinchAuthLayer::builder(StaticCredentials::new(key()))
+                .scheme(Scheme::OAuth2)
+                .auth_host(&sinch.url())
+                .build()
+                .unwrap()
+                .layer(sinch.client())
+        })
+        .collect();
+
+    let tokens = call_all(&sinch, &fleet).await;
+
+    measured(
+        "50 caches without a store, cold start",
+        sinch.token_requests(),
+    );
+    assert_eq!(sinch.token_requests(), FLEET as u64);
+    assert_eq!(tokens.len(), FLEET);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_ahead_of_expiry_makes_one_fetch_for_the_fleet() {
+    let redis = RedisServer::start().await;
+    // 8 s tokens: the caches refresh 2.4–3.6 s after the cold start (half the
+    // usable lifetime, less up to a quarter of it as jitter), and the next
+    // round cannot start before 4.7 s.
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .token_lifetime(Duration::from_secs(8))
+        .start()
+        .await
+        .unwrap();
+    let fleet = fleet(&sinch, &redis, RefreshConfig::default());
+    let started = Instant::now();
+    let first = call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+    assert_eq!(first.len(), 1);
+
+    tokio::time::sleep_until(started + Duration::from_millis(4150)).await;
+    measured(
+        "50 caches, refresh ahead of expiry",
+        sinch.token_requests() - 1,
+    );
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "one fetch for the whole fleet's refresh"
+    );
+    let second = call_all(&sinch, &fleet).await;
+    assert_eq!(second.len(), 1, "every member took the refreshed token");
+    assert!(first.is_disjoint(&second), "the members refreshed");
+    assert_eq!(sinch.token_requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_members_fetch_locally_and_share_again_once_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .token_lifetime(Duration::from_secs(6))
+        .start()
+        .await
+        .unwrap();
+    // No jitter: with 6 s tokens whose JWT `exp` is in whole seconds, the
+    // jitter would blur the refresh rounds this test counts one by one.
+    let refresh = RefreshConfig::default().jitter_ratio(0.0);
+    let fleet = fleet(&sinch, &redis, refresh);
+    call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+
+    // Redis dies; each member refreshes about 2.5 s after the cold start.
+    redis.kill();
+    until_token_requests(&sinch, 1 + FLEET as u64, Duration::from_secs(6)).await;
+    // The last answers may still be on their way to their caches.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    measured(
+        "50 caches, one refresh round with Redis down",
+        sinch.token_requests() - 1,
+    );
+    let during_outage = call_all(&sinch, &fleet).await;
+    assert_eq!(
+        during_outage.len(),
+        FLEET,
+        "each member fetched its own token and kept working"
+    );
+    assert_eq!(sinch.token_requests(), 1 + FLEET as u64);
+
+    // Redis comes back (empty) before the next round, about 2.5 s later.
+    redis.restart().await;
+    let back = Instant::now();
+    until_token_requests(&sinch, 2 + FLEET as u64, Duration::from_secs(5)).await;
+    // Every member's next refresh falls within 0.5 s of the first one.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        back.elapsed() < Duration::from_millis(4500),
+        "the round ended in time"
+    );
+    measured(
+        "50 caches, first refresh round after Redis is back",
+        sinch.token_requests() - 1 - FLEET as u64,
+    );
+    assert_eq!(
+        sinch.token_requests(),
+        2 + FLEET as u64,
+        "one fetch for the fleet once Redis is back"
+    );
+    let after = call_all(&sinch, &fleet).await;
+    assert_eq!(after.len(), 1, "every member took the shared token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_shared_so_the_fleet_backs_off_together() {
+    let redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    sinch.delay_tokens(Duration::from_millis(50));
+    // The endpoint answers 429 (no Retry-After) until healed.
+    sinch.fail_all_token_requests(TokenFailure::too_many_requests(None));
+    let refresh = RefreshConfig::default()
+        .backoff_base(Duration::from_millis(100))
+        .backoff_cap(Duration::from_millis(400));
+    let fleet = fleet(&sinch, &redis, refresh);
+
+    let while_refused = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let refused = sinch.token_requests();
+        sinch.heal_tokens();
+        refused
+    };
+    let (tokens, refused) = tokio::join!(call_all(&sinch, &fleet), while_refused);
+    measured("50 caches, cold start during 1.5 s of 429s", refused);
+
+    // Each refusal holds the fleet off for a second: one at the start, one
+    // when the hold ends. Without sharing, the fifty members' retries would
+    // take turns at the lock every ~50 ms.
+    assert!(
+        (1..=2).contains(&refused),
+        "{refused} token requests in 1.5 s of 429s"
+    );
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        sinch.token_requests(),
+        refused + 1,
+        "once healed, one fetch for the fleet"
+    );
+}
+
+/// A source counting its fetches, issuing `tok-1`, `tok-2`, … for `lifetime`.
+fn counting(lifetime: Duration) -> (Arc<AtomicU32>, impl Fn() -> sinch_auth::token::TokenFuture) {
+    let count = Arc::new(AtomicU32::new(0));
+    let c = count.clone();
+    let fetch = move || -> sinch_auth::token::TokenFuture {
+        let c = c.clone();
+        Box::pin(async move {
+            let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Token::new(format!("tok-{n}"), lifetime))
+        })
+    };
+    (count, fetch)
+}
+
+fn store_key() -> StoreKey {
+    StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", "proj-r", "key-r")
+}
+
+fn value(token: &Token) -> String {
+    use secrecy::ExposeSecret;
+    token.value().expose_secret().to_owned()
+}
+
+#[tokio::test]
+async fn a_process_refreshing_ahead_never_gets_its_own_token_back() {
+    let redis = RedisServer::start().await;
+    let lifetime = Duration::from_secs(2);
+    let (count, fetch) = counting(lifetime);
+    let (a, b) = (store(&redis), store(&redis));
+
+    let obtained = SystemTime::now();
+    let first = a.get_or_fetch(store_key(), None, fetch()).await.unwrap();
+    assert_eq!(value(&first), "tok-1");
+    let shared = b.get_or_fetch(store_key(), None, fetch()).await.unwrap();
+    assert_eq!(
+        value(&shared),
+        "tok-1",
+        "a cold start takes the stored token"
+    );
+    assert!(shared.expires_in() <= lifetime);
+    assert!(shared.expires_in() > lifetime - Duration::from_millis(300));
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // Both hold tok-1 until 1.8 s after it was obtained (its lifetime less
+    // the cache's skew) and refresh it halfway, as the cache does. tok-1 is
+    // what A is replacing, so A must fetch…
+    let held_until = Some(obtained + lifetime.mul_f64(0.9));
+    tokio::time::sleep(lifetime.mul_f64(0.45)).await;
+    let renewed = a
+        .get_or_fetch(store_key(), held_until, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&renewed), "tok-2");
+    // …and B, refreshing the same token a moment later, takes A's new one.
+    let taken = b
+        .get_or_fetch(store_key(), held_until, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&taken), "tok-2");
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_dead_holders_lock_expires_and_one_waiter_takes_over() {
+    let redis = RedisServer::start().await;
+    let mut c = redis.connection().await;
+    let lock_key = format!("sinch-auth:lock:{}", store_key());
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("a-process-that-died")
+        .arg("PX")
+        .arg(400)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let store = RedisTokenStore::builder(&redis.url())
+        .max_wait(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let token = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(
+        waited >= Duration::from_millis(350),
+        "waited {waited:?} for the lock to expire"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "took the lock over in {waited:?}, not at max_wait"
+    );
+    let lock: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(lock, None, "the new holder released its lock");
+}
+
+#[tokio::test]
+async fn a_waiter_fetches_locally_after_max_wait_and_leaves_anothers_lock_alone() {
+    let redis = RedisServer::start().await;
+    let mut c = redis.connection().await;
+    let lock_key = format!("sinch-auth:lock:{}", store_key());
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("a-slow-process")
+        .arg("PX")
+        .arg(10_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let store = RedisTokenStore::builder(&redis.url())
+        .max_wait(Duration::from_millis(300))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let token = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    assert!(
+        waited >= Duration::from_millis(300),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(2));
+    let lock: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(lock.as_deref(), Some("a-slow-process"));
+    // The local fetch is still shared with whoever comes next.
+    let next = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&next), "tok-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_carry_the_prefix_and_the_identity_hash_never_the_secret() {
+    let redis = RedisServer::start().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let store = RedisTokenStore::builder(&redis.url())
+        .key_prefix("billing:sinch:")
+        .build()
+        .unwrap();
+    let member = member(&sinch, store, RefreshConfig::default());
+    let (status, _) = send(&member, get(format!("{}/v1/x", sinch.url()))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut c = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let identity =
+        StoreKey::for_access_key(&format!("{}/oauth2/token", sinch.url()), "proj-r", "key-r");
+    assert_eq!(keys, vec![format!("billing:sinch:token:{identity}")]);
+    assert!(!keys[0].contains(SECRET) && !keys[0].contains("key-r"));
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        (3_500_000..=3_600_000).contains(&ttl),
+        "stored with its expiry: {ttl} ms"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_fetch_reaches_the_waiters_as_the_endpoints_error() {
+    let redis = RedisServer::start().await;
+    let store = store(&redis);
+    let refused: sinch_auth::token::TokenFuture = Box::pin(async {
+        Err(FetchError::Endpoint {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: Some("rate_limited".into()),
+            description: None,
+            retry_after: Some(Duration::from_secs(2)),
+        })
+    });
+    let error = store
+        .get_or_fetch(store_key(), None, refused)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+
+    // Another process asking now backs off with it instead of fetching.
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let error = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap_err();
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert_eq!(error.status(), Some(StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(error.sinch_error(), Some("rate_limited"));
+    assert!(error.is_transient());
+    match error {
+        FetchError::Endpoint { retry_after, .. } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(2)))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_acl_in_the_docs_is_all_the_store_needs() {
+    let redis = RedisServer::start().await;
+    let mut admin = redis.connection().await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("sinch-auth")
+        .arg("on")
+        .arg(">acl-pw-1")
+        .arg("resetkeys")
+        .arg("~billing:sinch:*")
+        .arg("resetchannels")
+        .arg("-@all")
+        .arg(
+            "+get +set +pttl +del +multi +exec +evalsha +script|load"
+                .split(' ')
+                .collect::<Vec<_>>(),
+        )
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://sinch-auth:acl-pw-1@127.0.0.1:{}/", redis.port);
+    let (count, fetch) = counting(Duration::from_secs(60));
+    let stores: Vec<_> = (0..2)
+        .map(|_| {
+            RedisTokenStore::builder(&url)
+                .key_prefix("billing:sinch:")
+                .build()
+                .unwrap()
+        })
+        .collect();
+
+    let first = stores[0]
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    let second = stores[1]
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+
+    assert_eq!(value(&first), "tok-1");
+    assert_eq!(
+        value(&second),
+        "tok-1",
+        "shared through Redis, not fetched again"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // The same user may not touch keys outside the prefix.
+    let mut limited = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let denied: redis::RedisResult<Option<String>> = redis::cmd("GET")
+        .arg("elsewhere")
+        .query_async(&mut limited)
+        .await;
+    assert!(denied.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_makes_one_fetch_for_the_fleet() {
+    let redis = RedisServer::start().await;
+    let new_key = || AccessKey::new("proj-r", "key-r2", "KEY-SECRET-redis-r2").unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .access_key(&new_key())
+        .start()
+        .await
+        .unwrap();
+    let providers: Vec<_> = (0..FLEET)
+        .map(|_| RotatingCredentials::new(key()))
+        .collect();
+    let fleet: Vec<_> = providers
+        .iter()
+        .map(|provider| {
+            SinchAuthLayer::builder(provider.clone())
+                .scheme(Scheme::OAuth2)
+                .auth_host(&sinch.url())
+                .token_store(store(&redis))
+                .build()
+                .unwrap()
+                .layer(sinch.client())
+        })
+        .collect();
+    call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+
+    // Every member's refresher refetches at once for the new key. The tokens
+    // they hold for the old key, however fresh, say nothing about the new one.
+    for provider in &providers {
+        provider.rotate(new_key());
+    }
+    until_token_requests(&sinch, 2, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tokens = call_all(&sinch, &fleet).await;
+
+    measured(
+        "50 caches, rotation to a new key",
+        sinch.token_requests() - 1,
+    );
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        sinch
+            .requests()
+            .iter()
+            .all(|r| r.accepted_as.as_deref() == Some("oauth2:key-r2"))
+    );
+    assert_eq!(
+        sinch.token_requests(),
+        2,
+        "one fetch for the new key, for the whole fleet"
+    );
+}

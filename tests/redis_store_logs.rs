@@ -1,0 +1,149 @@
+//! Neither a token, nor the key secret, nor the Redis password reaches the
+//! logs (captured at TRACE) when the Redis store falls back to a local fetch
+//! or shares a token. Alone in its test binary: `tracing` caches per-callsite
+//! interest process-wide, so tests running beside it without a subscriber
+//! could hide events from this one.
+#![cfg(feature = "redis")]
+
+mod common;
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{get, send};
+use http::StatusCode;
+use http::header::AUTHORIZATION;
+use redis_server::RedisServer;
+use sinch_auth::testkit::SinchStandIn;
+use sinch_auth::token::{RedisTokenStore, RefreshConfig};
+use sinch_auth::{AccessKey, Scheme, SinchAuthLayer, StaticCredentials};
+use tower::Layer;
+
+const SECRET: &str = "KEY-SECRET-redis-logs-4b1e";
+
+fn key() -> AccessKey {
+    AccessKey::new("proj-l", "key-l", SECRET).unwrap()
+}
+
+fn member(
+    sinch: &SinchStandIn,
+    store: RedisTokenStore,
+) -> sinch_auth::SinchAuth<sinch_auth::testkit::StandInClient> {
+    SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .refresh(RefreshConfig::default())
+        .token_store(store)
+        .build()
+        .unwrap()
+        .layer(sinch.client())
+}
+
+/// Everything logged, at every level, while the test runs on this thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn neither_token_nor_secret_nor_redis_password_reaches_the_logs() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let password = "redis-pa55-q9";
+
+    // Redis unreachable: nothing listens on this port.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = RedisTokenStore::builder(&format!("redis://:{password}@127.0.0.1:{dead_port}/"))
+        .build()
+        .unwrap();
+    assert!(!format!("{dead:?}").contains(password));
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let member_a = member(&sinch, dead);
+    let (status, _) = send(&member_a, get(format!("{}/v1/x", sinch.url()))).await;
+    assert_eq!(status, StatusCode::OK, "the request works without Redis");
+    let token_a = sinch.last_request().unwrap().headers[AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // Redis up, behind a password: one member fetches, another takes it.
+    let redis = RedisServer::start_with(&["--requirepass", password]).await;
+    let url = format!("redis://:{password}@127.0.0.1:{}/", redis.port);
+    let sinch_b = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let store = RedisTokenStore::new(&url).unwrap();
+        assert!(!format!("{store:?}").contains(password));
+        let member = member(&sinch_b, store);
+        let (status, _) = send(&member, get(format!("{}/v1/x", sinch_b.url()))).await;
+        assert_eq!(status, StatusCode::OK);
+        seen.push(
+            sinch_b.last_request().unwrap().headers[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        sinch_b.token_requests(),
+        1,
+        "the second member took the stored token"
+    );
+    assert_eq!(seen[0], seen[1]);
+
+    let text = logs.text();
+    assert!(
+        text.contains("redis token store unavailable; fetching the token locally"),
+        "{text}"
+    );
+    assert!(text.contains("token taken from redis"), "{text}");
+    for token in [&token_a, &seen[0]] {
+        let bare = token.strip_prefix("Bearer ").unwrap();
+        assert!(!text.contains(bare), "a token was logged:\n{text}");
+        // Not even its signature part.
+        let signature = bare.rsplit('.').next().unwrap();
+        assert!(
+            !text.contains(signature),
+            "a token's signature was logged:\n{text}"
+        );
+    }
+    assert!(!text.contains(SECRET), "the key secret was logged:\n{text}");
+    assert!(
+        !text.contains(password),
+        "the redis password was logged:\n{text}"
+    );
+}
