@@ -187,7 +187,16 @@ struct LastEntry {
     credentials: CredentialsId,
     value: HeaderValue,
     token: Option<(TokenSlot, TokenTicket)>,
+    /// Reuses so far; see [`PRIVATE_AFTER`].
+    hits: u32,
 }
+
+/// After this many reuses an adapter instance is long-lived, and takes its
+/// own copy of the header value: cloning a shared value bumps one reference
+/// count that every core then fights over; a private copy keeps each
+/// instance's count on its own cache line. Short-lived instances (a clone
+/// per request) never get there, so they never pay for the copy.
+const PRIVATE_AFTER: u32 = 64;
 
 /// Verdicts for the first destinations seen, so the request path compares
 /// two short strings instead of parsing the authority and walking the rules.
@@ -423,7 +432,7 @@ impl Core {
         if !self.overwrite && headers.contains_key(AUTHORIZATION) {
             return Ok(Plan::Skip);
         }
-        if let (Some(entry), Some(authority)) = (&last.0, target.authority) {
+        if let (Some(entry), Some(authority)) = (&mut last.0, target.authority) {
             if self
                 .memo
                 .matches(entry.memo, target.scheme.unwrap_or(""), authority)
@@ -432,6 +441,10 @@ impl Core {
                     .token
                     .is_none_or(|(slot, ticket)| self.token_is_current(slot, ticket))
             {
+                entry.hits = entry.hits.saturating_add(1);
+                if entry.hits == PRIVATE_AFTER {
+                    entry.value = scheme::private_copy(&entry.value);
+                }
                 return Ok(Plan::Header(entry.value.clone(), entry.token));
             }
         }
@@ -442,6 +455,7 @@ impl Core {
                 credentials,
                 value: value.clone(),
                 token: *token,
+                hits: 0,
             }),
             _ => None,
         };

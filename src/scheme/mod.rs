@@ -81,6 +81,14 @@ fn sensitive(mut value: HeaderValue) -> HeaderValue {
     value
 }
 
+/// A copy of a header value in its own buffer (sensitivity kept), warmed.
+pub(crate) fn private_copy(value: &HeaderValue) -> HeaderValue {
+    let mut copy = HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(value.as_bytes()))
+        .unwrap_or_else(|_| value.clone());
+    copy.set_sensitive(value.is_sensitive());
+    warm(copy)
+}
+
 /// Makes later clones of a header value allocation-free: a `Bytes` built from
 /// a buffer moves to shared storage on its first clone, so do that clone now,
 /// off the request path.
