@@ -18,7 +18,9 @@ use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use sinch_auth::token::{Token, source_fn};
-use sinch_auth::{AccessKey, Credentials, RotatingCredentials, Scheme, ServicePlan, SinchAuthLayer};
+use sinch_auth::{
+    AccessKey, Credentials, RotatingCredentials, Scheme, ServicePlan, SinchAuthLayer,
+};
 use tower::{Layer, Service, ServiceExt};
 use tower_http::auth::AddAuthorizationLayer;
 
@@ -95,8 +97,16 @@ fn run(variant: Variant, tasks: usize, rotate: bool, secs: f64) -> f64 {
                 SinchAuthLayer::builder(provider.clone())
                     .scheme(Scheme::OAuth2)
                     .token_source(source_fn(|request| async move {
-                        let key = request.credentials().access_key().unwrap().key_id().to_owned();
-                        Ok(Token::new(format!("token-for-{key}"), Duration::from_secs(3600)))
+                        let key = request
+                            .credentials()
+                            .access_key()
+                            .unwrap()
+                            .key_id()
+                            .to_owned();
+                        Ok(Token::new(
+                            format!("token-for-{key}"),
+                            Duration::from_secs(3600),
+                        ))
                     }))
                     .resend_on_expired(variant == Variant::OAuth2Resend)
                     .build()
