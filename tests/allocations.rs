@@ -33,9 +33,9 @@ fn request() -> Request<Full<Bytes>> {
     request
 }
 
-fn inner() -> tower::util::ServiceFn<
-    fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<()>, Infallible>>,
-> {
+type Answer = fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<()>, Infallible>>;
+
+fn inner() -> tower::util::ServiceFn<Answer> {
     fn answer(r: Request<Full<Bytes>>) -> std::future::Ready<Result<Response<()>, Infallible>> {
         black_box(&r);
         std::future::ready(Ok(Response::new(())))
