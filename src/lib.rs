@@ -3,6 +3,9 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::all)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod clock;
 mod core;
 pub mod credentials;
