@@ -30,3 +30,13 @@ pub use credentials::{
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
 pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};
+
+// The README's examples compile as doc tests.
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "reqwest-middleware",
+    feature = "rustls"
+))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
