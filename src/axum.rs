@@ -71,8 +71,9 @@
 //!   is `Clone + Send + Sync`, which is all axum asks of state, and
 //!   [`State`](::axum::extract::State) hands each handler its own clone, ready
 //!   for `oneshot`. Nothing axum-specific is needed for it. Request bodies:
-//!   `Full<Bytes>` can be resent after a `401 expired`; axum's `Body` can be
-//!   forwarded as is too (see [`AuthBody`](crate::AuthBody)).
+//!   `Full<Bytes>` can be resent after a `401 expired`; a client built for
+//!   axum's `Body` forwards incoming bodies as they are, signed if need be,
+//!   but resends them only when empty (see [`AuthBody`](crate::AuthBody)).
 //! - **Inbound**: a [`VerifyLayer`] on each callback route, and
 //!   [`VerifiedCallback`] (or `Extension<Verified>`) in its handler. Layer the
 //!   route (`post(handler).layer(…)`) or a nested router, so only callback
