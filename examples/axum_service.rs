@@ -98,7 +98,8 @@ fn router(state: App) -> Result<Router, BoxError> {
         .with_state(state))
 }
 
-fn sinch_client(layer: SinchAuthLayer) -> Result<App, BoxError> {
+/// The state: the documented hyper stack (https, or http to loopback).
+fn app(layer: SinchAuthLayer, outbound_url: String) -> Result<App, BoxError> {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
         .https_or_http()
@@ -109,7 +110,7 @@ fn sinch_client(layer: SinchAuthLayer) -> Result<App, BoxError> {
         .service(Client::builder(TokioExecutor::new()).build(https));
     Ok(App {
         sinch,
-        outbound_url: String::new(),
+        outbound_url,
     })
 }
 
@@ -124,10 +125,7 @@ async fn main() -> Result<(), BoxError> {
         Ok(env) => {
             println!("SINCH_* variables found: the handler calls real Sinch.\n");
             let url = online_url(&env).ok_or("no credential to call Sinch with")?;
-            App {
-                outbound_url: url,
-                ..sinch_client(SinchAuthLayer::by_host(env)?)?
-            }
+            app(SinchAuthLayer::by_host(env)?, url)?
         }
         Err(sinch_auth::ConfigError::NoCredentialsInEnv) => {
             println!("No SINCH_* variables set: the handler calls the loopback stand-in.\n");
@@ -141,10 +139,7 @@ async fn main() -> Result<(), BoxError> {
                 .build()?;
             let url = format!("{}/v1/projects/demo-project/activeNumbers", sinch.url());
             stand_in = Some(sinch);
-            App {
-                outbound_url: url,
-                ..sinch_client(layer)?
-            }
+            app(layer, url)?
         }
         Err(e) => return Err(e.into()),
     };
