@@ -33,6 +33,9 @@ pub enum Region {
 }
 
 impl Region {
+    /// Every region, for iterating (for example, to allow or probe each one).
+    pub const ALL: [Region; 5] = [Self::Us, Self::Eu, Self::Au, Self::Br, Self::Ca];
+
     /// The region's code as Sinch writes it in host names.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -132,6 +135,16 @@ pub enum VoiceRegion {
 }
 
 impl VoiceRegion {
+    /// Every Voice region, the global endpoint first.
+    pub const ALL: [VoiceRegion; 6] = [
+        Self::Global,
+        Self::Euc1,
+        Self::Use1,
+        Self::Sae1,
+        Self::Apse1,
+        Self::Apse2,
+    ];
+
     /// The base URL.
     pub fn url(self) -> &'static str {
         match self {
@@ -354,6 +367,33 @@ mod tests {
             "127.0.0.1",
         ] {
             assert_eq!(SinchApi::from_host(host), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn all_lists_every_region_once() {
+        // The matches fail to compile when a variant is added and not listed.
+        for (i, region) in Region::ALL.into_iter().enumerate() {
+            let index = match region {
+                Region::Us => 0,
+                Region::Eu => 1,
+                Region::Au => 2,
+                Region::Br => 3,
+                Region::Ca => 4,
+            };
+            assert_eq!(i, index);
+            assert_eq!(region.as_str().parse::<Region>(), Ok(region));
+        }
+        for (i, region) in VoiceRegion::ALL.into_iter().enumerate() {
+            let index = match region {
+                VoiceRegion::Global => 0,
+                VoiceRegion::Euc1 => 1,
+                VoiceRegion::Use1 => 2,
+                VoiceRegion::Sae1 => 3,
+                VoiceRegion::Apse1 => 4,
+                VoiceRegion::Apse2 => 5,
+            };
+            assert_eq!(i, index);
         }
     }
 

@@ -3,6 +3,9 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::all)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod clock;
 mod core;
 pub mod credentials;
@@ -27,3 +30,13 @@ pub use credentials::{
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
 pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};
+
+// The README's examples compile as doc tests.
+#[cfg(all(
+    doctest,
+    feature = "axum",
+    feature = "reqwest-middleware",
+    feature = "rustls"
+))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

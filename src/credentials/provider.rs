@@ -150,7 +150,44 @@ struct RotatingInner {
 impl RotatingCredentials {
     /// Starts with these credentials.
     pub fn new(initial: impl Into<Credentials>) -> Self {
-        let initial = Arc::new(initial.into());
+        Self::from(Arc::new(initial.into()))
+    }
+
+    /// Replaces the credentials. Returns once every later request will use them.
+    pub fn rotate(&self, new: impl Into<Credentials>) {
+        self.rotate_shared(Arc::new(new.into()));
+    }
+
+    /// Replaces the credentials with a bundle that is already shared, such as
+    /// another provider's current snapshot (credentials re-read from the
+    /// environment, say). Otherwise as [`rotate`](Self::rotate).
+    ///
+    /// ```
+    /// use sinch_auth::{CredentialProvider, EnvCredentials, RotatingCredentials};
+    ///
+    /// # let read_env = || EnvCredentials::from_lookup(|name| match name {
+    /// #     "SINCH_SERVICE_PLAN_ID" => Some("plan".into()),
+    /// #     "SINCH_API_TOKEN" => Some("token".into()),
+    /// #     _ => None,
+    /// # });
+    /// // `CredentialProvider::credentials` is any provider's current snapshot.
+    /// let provider = RotatingCredentials::from(CredentialProvider::credentials(&read_env()?));
+    /// // Later, when the deployment says the variables changed:
+    /// provider.rotate_shared(CredentialProvider::credentials(&read_env()?));
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn rotate_shared(&self, new: Arc<Credentials>) {
+        let id = new.id();
+        self.inner.current.store(new);
+        self.inner.id.store(id.raw(), Ordering::Release);
+        self.inner.changes.send_replace(id);
+        tracing::info!(target: "sinch_auth", credentials_id = id.0, "credentials rotated");
+    }
+}
+
+impl From<Arc<Credentials>> for RotatingCredentials {
+    /// Starts with a bundle that is already shared.
+    fn from(initial: Arc<Credentials>) -> Self {
         let (changes, _) = watch::channel(initial.id());
         Self {
             inner: Arc::new(RotatingInner {
@@ -159,16 +196,6 @@ impl RotatingCredentials {
                 changes,
             }),
         }
-    }
-
-    /// Replaces the credentials. Returns once every later request will use them.
-    pub fn rotate(&self, new: impl Into<Credentials>) {
-        let new = Arc::new(new.into());
-        let id = new.id();
-        self.inner.current.store(new);
-        self.inner.id.store(id.raw(), Ordering::Release);
-        self.inner.changes.send_replace(id);
-        tracing::info!(target: "sinch_auth", credentials_id = id.0, "credentials rotated");
     }
 }
 
