@@ -417,6 +417,7 @@ impl Core {
 
     /// Decides what to do with a request. Synchronous and, on the cached
     /// paths, free of locks and allocations.
+    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
     pub(crate) fn plan(&self, target: Target<'_>, headers: &HeaderMap) -> Result<Plan, AuthError> {
         self.plan_inner(target, headers).map(|(plan, _)| plan)
     }

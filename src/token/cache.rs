@@ -330,6 +330,12 @@ impl TokenCache {
     ) -> Result<(HeaderValue, TokenTicket), AuthError> {
         self.ensure_started()?;
         let shared = &self.inner.shared;
+        tracing::debug!(
+            target: "sinch_auth",
+            source = shared.source.name(),
+            after_401 = not_this.is_some(),
+            "request waits for a token"
+        );
         let started = Instant::now();
         let deadline = started + shared.config.wait_timeout;
         let mut status = shared.status.subscribe();
