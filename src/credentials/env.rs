@@ -142,10 +142,13 @@ fn require(name: &'static str, value: Option<String>) -> Result<String, ConfigEr
 
 /// Re-labels a credential error with the variable the field came from.
 fn to_env_error(err: ConfigError) -> ConfigError {
-    let field = match &err {
-        ConfigError::EmptyField { field }
-        | ConfigError::InvalidSecretEncoding { field }
-        | ConfigError::InvalidField { field, .. } => *field,
+    let (field, reason) = match &err {
+        ConfigError::EmptyField { field } => (*field, "is empty"),
+        ConfigError::InvalidSecretEncoding { field } => (
+            *field,
+            "is not valid base64 (standard alphabet, padding optional)",
+        ),
+        ConfigError::InvalidField { field, reason } => (*field, *reason),
         _ => return err,
     };
     let name = match field {
@@ -157,14 +160,6 @@ fn to_env_error(err: ConfigError) -> ConfigError {
         "service plan id" => "SINCH_SERVICE_PLAN_ID",
         "API token" => "SINCH_API_TOKEN",
         _ => return err,
-    };
-    let reason = match err {
-        ConfigError::EmptyField { .. } => "is empty",
-        ConfigError::InvalidSecretEncoding { .. } => {
-            "is not valid base64 (standard alphabet, padding optional)"
-        }
-        ConfigError::InvalidField { reason, .. } => reason,
-        _ => unreachable!("filtered above"),
     };
     ConfigError::InvalidEnvVar { name, reason }
 }
