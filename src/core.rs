@@ -282,20 +282,27 @@ pub(crate) enum Plan {
 /// A request an adapter can put `Authorization` on and copy for the one
 /// resend after a 401-`expired` answer (spec §2).
 pub(crate) trait Resendable: Sized {
+    /// What is kept of the request until its answer is in.
+    type Copy;
+
     fn headers_mut(&mut self) -> &mut HeaderMap;
 
     /// A copy to send again, if the body can be replayed without reading it.
-    fn try_copy(&self) -> Option<Self>;
+    /// Taken before `Authorization` is set: the resend gets a new one anyway.
+    fn try_copy(&self) -> Option<Self::Copy>;
+
+    /// The request to send again, from its copy.
+    fn restore(copy: Self::Copy) -> Self;
 }
 
 /// What a request sent with a cached token keeps for the 401-`expired` rule:
 /// the token it used and, if the request could be copied, the copy.
-pub(crate) struct Replay<R> {
+pub(crate) struct Replay<C> {
     used: (TokenSlot, TokenTicket),
-    copy: Option<R>,
+    copy: Option<C>,
 }
 
-impl<R> Replay<R> {
+impl<C> Replay<C> {
     /// Whether a resend is possible at all (the body was replayable).
     pub(crate) fn can_resend(&self) -> bool {
         self.copy.is_some()
@@ -613,13 +620,15 @@ impl Core {
         request: &mut R,
         value: HeaderValue,
         ticket: Option<(TokenSlot, TokenTicket)>,
-    ) -> Option<Replay<R>> {
+    ) -> Option<Replay<R::Copy>> {
+        let replay = ticket
+            .filter(|_| self.resend_on_expired)
+            .map(|used| Replay {
+                used,
+                copy: request.try_copy(),
+            });
         request.headers_mut().insert(AUTHORIZATION, value);
-        let used = ticket.filter(|_| self.resend_on_expired)?;
-        Some(Replay {
-            used,
-            copy: request.try_copy(),
-        })
+        replay
     }
 
     /// Waits for a token (a [`Plan::Wait`]), then as [`authorize`](Self::authorize).
@@ -627,7 +636,7 @@ impl Core {
         &self,
         request: &mut R,
         slot: TokenSlot,
-    ) -> Result<Option<Replay<R>>, AuthError> {
+    ) -> Result<Option<Replay<R::Copy>>, AuthError> {
         let (value, ticket) = self.wait_token(slot, None).await?;
         Ok(self.authorize(request, value, Some((slot, ticket))))
     }
@@ -636,22 +645,22 @@ impl Core {
     /// cached token: clears that token if it is still current and, when the
     /// request could be copied, returns the one resend to make (after
     /// [`reauthorize`](Self::reauthorize)).
-    pub(crate) fn resend_after<R>(
+    pub(crate) fn resend_after<R: Resendable>(
         &self,
-        replay: Replay<R>,
+        replay: Replay<R::Copy>,
         status: StatusCode,
         headers: &HeaderMap,
     ) -> Option<Resend<R>> {
         if !self.should_resend(status, headers, replay.used) {
             return None;
         }
-        let Some(request) = replay.copy else {
+        let Some(copy) = replay.copy else {
             tracing::debug!(target: "sinch_auth", "401 expired, but the body cannot be replayed; answer passed on");
             return None;
         };
         Some(Resend {
             used: replay.used,
-            request,
+            request: R::restore(copy),
         })
     }
 

@@ -524,11 +524,11 @@ where
                         let service = replay.can_resend().then(|| self.inner.clone());
                         State::Checked {
                             future: self.inner.call(request),
-                            retry: Some(Box::new(Retry {
+                            retry: Some(Retry {
                                 core: self.core.clone(),
                                 replay,
                                 service,
-                            })),
+                            }),
                         }
                     }
                     None => State::Direct {
@@ -576,20 +576,53 @@ fn take_ready<S: Clone>(inner: &mut S) -> S {
 }
 
 /// A copy of the request for a resend, when its body can be replayed.
+/// What the tower adapter keeps of a request for the one resend: its head
+/// with the headers in a flat list (one allocation at most, none for a
+/// request without headers of its own) and a replayable body.
+pub(crate) struct HeadCopy<B> {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    extensions: http::Extensions,
+    body: B,
+}
+
 impl<B: AuthBody> Resendable for Request<B> {
+    type Copy = HeadCopy<B>;
+
     fn headers_mut(&mut self) -> &mut http::HeaderMap {
         Request::headers_mut(self)
     }
 
-    fn try_copy(&self) -> Option<Self> {
+    fn try_copy(&self) -> Option<HeadCopy<B>> {
         let body = self.body().try_clone()?;
-        let mut copy = Request::new(body);
-        *copy.method_mut() = self.method().clone();
-        *copy.uri_mut() = self.uri().clone();
-        *copy.version_mut() = self.version();
-        *copy.headers_mut() = self.headers().clone();
-        *copy.extensions_mut() = self.extensions().clone();
-        Some(copy)
+        Some(HeadCopy {
+            method: self.method().clone(),
+            uri: self.uri().clone(),
+            version: self.version(),
+            headers: self
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            extensions: self.extensions().clone(),
+            body,
+        })
+    }
+
+    fn restore(copy: HeadCopy<B>) -> Self {
+        let mut request = Request::new(copy.body);
+        *request.method_mut() = copy.method;
+        *request.uri_mut() = copy.uri;
+        *request.version_mut() = copy.version;
+        *request.extensions_mut() = copy.extensions;
+        let headers = request.headers_mut();
+        headers.reserve(copy.headers.len() + 1);
+        for (name, value) in copy.headers {
+            headers.append(name, value);
+        }
+        request
     }
 }
 
@@ -651,7 +684,7 @@ where
 
 struct Retry<S, B> {
     core: Arc<Core>,
-    replay: Replay<Request<B>>,
+    replay: Replay<HeadCopy<B>>,
     // A clone of the inner service for the resend, when one is possible.
     service: Option<S>,
 }
@@ -676,7 +709,7 @@ pin_project! {
         // The request went out as is, or with a header that cannot be retried.
         Direct { #[pin] future: S::Future },
         // A cached token went out; a 401-`expired` answer may trigger one resend.
-        Checked { #[pin] future: S::Future, retry: Option<Box<Retry<S, B>>> },
+        Checked { #[pin] future: S::Future, retry: Option<Retry<S, B>> },
         // Waiting for a token, reading a body to sign, or resending.
         Slow { future: BoxFuture<Result<S::Response, ServiceError<S::Error>>> },
         Failed { error: Option<AuthError> },
@@ -711,7 +744,7 @@ where
                 }
                 StateProj::Checked { future, retry } => {
                     let response = ready!(future.poll(cx)).map_err(ServiceError::Inner)?;
-                    let Some(retry) = retry.take().map(|r| *r) else {
+                    let Some(retry) = retry.take() else {
                         return Poll::Ready(Ok(response));
                     };
                     let resend = retry.core.resend_after(

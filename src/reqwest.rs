@@ -156,12 +156,18 @@ pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
 }
 
 impl Resendable for Request {
+    type Copy = Request;
+
     fn headers_mut(&mut self) -> &mut HeaderMap {
         Request::headers_mut(self)
     }
 
     fn try_copy(&self) -> Option<Self> {
         self.try_clone()
+    }
+
+    fn restore(copy: Self) -> Self {
+        copy
     }
 }
 

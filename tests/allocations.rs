@@ -145,10 +145,12 @@ fn the_cached_paths_allocate_nothing_beyond_setting_a_static_header() {
     }
 
     // With the 401-`expired` resend on (the default for token schemes), the
-    // layer keeps a copy of the request head for the one resend.
+    // layer keeps a copy of the request head for the one resend: its headers
+    // go in one flat list, so a request without headers of its own costs
+    // nothing more, and one with headers one allocation.
     let layer = oauth2(true);
     warm(&layer);
     let ours = per_request(&mut layer.layer(inner()));
     println!("oauth2 cached, resend on: {ours} allocations per request");
-    assert!(ours > floor && ours <= floor + 3.0, "{ours}");
+    assert_eq!(ours, floor);
 }
