@@ -525,8 +525,9 @@ async fn check<V: Verifier + Debug>(
         .await
         .unwrap()
         .to_bytes();
-    if let Err(rejection) = verifier.verify(&parts, &body) {
-        audit.error(what, rejection);
+    match verifier.verify(&parts, &body) {
+        Ok(verified) => audit.debug("Verified", &verified),
+        Err(rejection) => audit.error(what, rejection),
     }
     let layer = VerifyLayer::new(verifier.clone());
     audit.debug("VerifyLayer", &layer);
@@ -639,6 +640,73 @@ async fn other_public_types(audit: &mut Audit) {
         .await
         .unwrap_err();
     audit.error("HostNotAllowed", error);
+    // The rest of the public types, with secrets in reach where they can hold any.
+    let builder = Credentials::builder()
+        .access_key(AccessKey::new("proj-a", "key-a", KEY_SECRET_1).unwrap())
+        .application(ApplicationCredentials::new("app-a", app_secret()).unwrap())
+        .service_plan(ServicePlan::new("plan-a", API_TOKEN).unwrap())
+        .bearer(BearerToken::new(BEARER).unwrap())
+        .basic(BasicCredentials::new("user-a", PASSWORD).unwrap());
+    audit.debug("CredentialsBuilder", &builder);
+    let built = builder.build();
+    audit.debug("CredentialsId", &built.id());
+    let stand_in = SinchStandIn::builder()
+        .access_key(built.access_key().unwrap())
+        .application(built.application().unwrap())
+        .service_plan(built.service_plan().unwrap());
+    audit.debug("SinchStandInBuilder", &stand_in);
+    audit.debug(
+        "TokenFailure",
+        &TokenFailure::status(StatusCode::BAD_GATEWAY),
+    );
+    for scheme in SCHEMES {
+        audit.debug("Scheme", &scheme);
+        audit
+            .texts
+            .push(("Scheme Display".into(), scheme.to_string()));
+        audit.debug("CredentialKind", &scheme.needs());
+    }
+    audit.debug("Region", &sinch_auth::host::Region::Eu);
+    audit.error(
+        "UnknownRegion",
+        "mars".parse::<sinch_auth::host::Region>().unwrap_err(),
+    );
+    audit.debug("VoiceRegion", &sinch_auth::host::VoiceRegion::Euc1);
+    audit.debug(
+        "SinchApi",
+        &sinch_auth::host::SinchApi::from_host("numbers.api.sinch.com"),
+    );
+    audit.debug("HostPolicy", &sinch_auth::host::HostPolicy::default());
+    audit.debug("ManualClock", &ManualClock::new(SystemTime::UNIX_EPOCH));
+    audit.debug(
+        "TokioClock",
+        &sinch_auth::clock::TokioClock::new(SystemTime::UNIX_EPOCH),
+    );
+    audit.debug("SystemClock", &SystemClock);
+    audit.debug("Freshness", &Freshness::default());
+    let claims = jwt.expose_secret().split('.').nth(1).unwrap().to_owned();
+    let claims: sinch_auth::scheme::SelfSignedClaims = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    audit.debug("SelfSignedClaims", &claims);
+    for error in [
+        sinch_auth::AuthError::MissingCredential {
+            scheme: "OAuth2",
+            needs: sinch_auth::CredentialKind::AccessKey,
+        },
+        sinch_auth::AuthError::UnsignableBody,
+        sinch_auth::AuthError::InvalidHeaderValue {
+            what: "access token",
+        },
+        sinch_auth::AuthError::NoRuntime,
+        sinch_auth::AuthError::RefresherStopped,
+        sinch_auth::AuthError::BodyTooLarge { limit: 1 },
+    ] {
+        audit.error("AuthError", error);
+    }
     // Scheme-level errors.
     audit.error(
         "InvalidHeaderValue",
@@ -677,6 +745,12 @@ async fn no_secret_reaches_logs_debug_display_or_panic_messages() {
     let mut secrets: Vec<&str> = raw.to_vec();
     secrets.extend([app_secret.as_str(), decoded_hex.as_str(), MARKER]);
     secrets.extend(audit.derived.iter().map(String::as_str));
+    println!(
+        "leak audit: {} secrets and derived credentials searched in {} log lines and {} Debug/Display/panic texts",
+        secrets.len(),
+        log.lines().count(),
+        audit.texts.len()
+    );
     let mut leaks = Vec::new();
     for secret in &secrets {
         if log.contains(secret) {
