@@ -208,3 +208,20 @@ proptest! {
         invariants::numbers_verifier(&data);
     }
 }
+
+/// Inputs the fuzzer once flagged, kept as regression cases for the invariants.
+#[test]
+fn earlier_fuzz_findings_still_pass() {
+    use base64::Engine as _;
+    let decode = |b64: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    // credentials: a public id followed by the closing quote `Debug` adds
+    // looked like a secret ending in `"` (the invariant now compares the
+    // escaped form, as `Debug` would print a leaked secret).
+    invariants::credentials(&decode(
+        "S0tLS0tLS0tLS0tLS0tLS0t5S0tLS0tLS0smS0tTS0tLS0tLS0tLS0tLS0tLS0tLS2siS0tLS0tLS0tLS0tLSywsLCwsLCwsLCwsS0tLS0t5bGxsbGxsbGxsbGxsbGxsbEtLS0tLS0tLJktLU0tLS0tLS0tLS0tLS0tLS0tLS0trIg==",
+    ));
+}
