@@ -63,13 +63,23 @@ impl<'a> Input<'a> {
 }
 
 /// Whether `text` holds `secret` anywhere other than inside `[REDACTED]`
-/// placeholders (a secret that is itself a piece of the placeholder, or
-/// overlaps it, would match the placeholder, which reveals nothing).
+/// placeholders, whole or cut short at the end of a shortened field (a
+/// secret that is itself a piece of the placeholder, or overlaps it, would
+/// match the placeholder, which reveals nothing).
 fn reveals(text: &str, secret: &str) -> bool {
+    const PLACEHOLDER: &str = "[REDACTED]";
     if secret.is_empty() || secret.chars().any(char::is_control) {
         return false;
     }
-    text.replace("[REDACTED]", "\u{1}").contains(secret)
+    let mut masked = text.replace(PLACEHOLDER, "\u{1}");
+    if let Some(cut) = (1..PLACEHOLDER.len())
+        .rev()
+        .find(|&n| masked.ends_with(&PLACEHOLDER[..n]))
+    {
+        masked.truncate(masked.len() - cut);
+        masked.push('\u{1}');
+    }
+    masked.contains(secret)
 }
 
 /// How `secret` would look inside `Debug` output: escaped as `Debug` escapes
