@@ -239,10 +239,13 @@ async fn soak_rotation_short_tokens_and_random_endpoint_failures_lose_no_request
     );
     assert!(sent >= seconds * 100, "only {sent} requests in {seconds} s");
     assert!(
-        tokens_issued >= seconds * 4,
+        tokens_issued >= seconds * 3,
         "{tokens_issued} tokens in {seconds} s: rotation did not refetch"
     );
-    assert!(injected.load(Ordering::Relaxed) >= seconds * 3);
+    assert!(
+        injected.load(Ordering::Relaxed) >= seconds,
+        "too few failures injected"
+    );
     // Flat memory: after warm-up the resident set stays within 16 MiB of
     // where it was (a leak of even 200 bytes a request shows over a minute).
     if !after_warm_up.is_empty() {
