@@ -22,6 +22,44 @@ pub mod testkit;
 pub mod token;
 pub mod verify;
 
+/// Internal parsers, exposed for the fuzz targets in `fuzz/` and the property
+/// tests that share their invariants. Not part of the API: no stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    use std::time::SystemTime;
+
+    use http::HeaderMap;
+
+    /// Parses a token endpoint's success body (spec §2).
+    pub fn parse_token(
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<crate::token::Token, crate::FetchError> {
+        crate::token::oauth2::parse_token(body, now)
+    }
+
+    /// Reads Sinch's `error` and `error_description` from an error body,
+    /// with every `secrets` value redacted.
+    pub fn parse_error_body(body: &[u8], secrets: &[&str]) -> (Option<String>, Option<String>) {
+        crate::token::oauth2::parse_error_body(body, secrets)
+    }
+
+    /// `Retry-After` as seconds or an HTTP date.
+    pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<std::time::Duration> {
+        crate::token::oauth2::retry_after(headers, now)
+    }
+
+    /// The unverified `exp` claim of a JWT.
+    pub fn jwt_expiry(token: &str) -> Option<u64> {
+        crate::token::cache::jwt_expiry(token)
+    }
+
+    /// Whether a `www-authenticate` value says the token expired (the 401 rule).
+    pub fn mentions_expired(headers: &HeaderMap) -> bool {
+        crate::core::mentions_expired(headers)
+    }
+}
+
 pub use crate::core::Scheme;
 pub use credentials::{
     AccessKey, ApplicationCredentials, BasicCredentials, BearerToken, CredentialProvider,

@@ -252,6 +252,8 @@ struct Faults {
     token_delay: Duration,
     token_failures: VecDeque<TokenFailure>,
     token_failure_always: Option<TokenFailure>,
+    /// Every other token request fails this way; the flag says whether the next one does.
+    token_failure_alternate: Option<(TokenFailure, bool)>,
     api_delay: Duration,
     api_expired_next: u64,
     api_expired_always: bool,
@@ -265,7 +267,7 @@ pub struct RecordedRequest {
     pub method: Method,
     /// The request target.
     pub uri: Uri,
-    /// Every header as received.
+    /// Every header as received (`Authorization` marked sensitive, so `Debug` hides it).
     pub headers: HeaderMap,
     /// The body as received.
     pub body: Bytes,
@@ -365,10 +367,18 @@ impl State {
         self.token_requests.fetch_add(1, Ordering::SeqCst);
         let (delay, failure) = {
             let mut faults = lock(&self.faults);
-            let failure = faults
+            let mut failure = faults
                 .token_failures
                 .pop_front()
                 .or_else(|| faults.token_failure_always.clone());
+            if failure.is_none() {
+                if let Some((alternate, fail_next)) = &mut faults.token_failure_alternate {
+                    if *fail_next {
+                        failure = Some(alternate.clone());
+                    }
+                    *fail_next = !*fail_next;
+                }
+            }
             (faults.token_delay, failure)
         };
         if !delay.is_zero() {
@@ -495,6 +505,11 @@ impl State {
     }
 
     fn record(&self, parts: &http::request::Parts, body: &Bytes, accepted_as: Option<String>) {
+        let mut headers = parts.headers.clone();
+        // Recorded requests end up in assertion messages: keep credentials out of `Debug`.
+        if let Some(value) = headers.get_mut(AUTHORIZATION) {
+            value.set_sensitive(true);
+        }
         let mut recorded = lock(&self.recorded);
         if recorded.len() == RECORD_LIMIT {
             recorded.pop_front();
@@ -502,7 +517,7 @@ impl State {
         recorded.push_back(RecordedRequest {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
+            headers,
             body: body.clone(),
             accepted_as,
         });
@@ -791,10 +806,17 @@ impl SinchStandIn {
         lock(&self.state.faults).token_failure_always = Some(failure);
     }
 
+    /// From now on token requests alternate: the next one succeeds, the one
+    /// after fails this way, and so on, until [`heal_tokens`](Self::heal_tokens).
+    pub fn alternate_token_failures(&self, failure: TokenFailure) {
+        lock(&self.state.faults).token_failure_alternate = Some((failure, false));
+    }
+
     /// Ends every token failure and delay.
     pub fn heal_tokens(&self) {
         let mut faults = lock(&self.state.faults);
         faults.token_failure_always = None;
+        faults.token_failure_alternate = None;
         faults.token_failures.clear();
         faults.token_delay = Duration::ZERO;
     }

@@ -127,9 +127,9 @@ impl RefreshConfig {
         let usable = lifetime - self.expiry_skew.min(lifetime / 10);
         let margin = self
             .min_margin
-            .max(usable.mul_f64(self.margin_ratio.clamp(0.0, 0.5)))
+            .max(scale(usable, ratio(self.margin_ratio, 0.5)))
             .min(usable / 2);
-        let extra = margin.mul_f64(self.jitter_ratio.clamp(0.0, 1.0) * jitter.clamp(0.0, 1.0));
+        let extra = scale(margin, ratio(self.jitter_ratio, 1.0) * ratio(jitter, 1.0));
         let refresh = usable.saturating_sub(margin).saturating_sub(extra);
         (usable, refresh)
     }
@@ -143,9 +143,35 @@ impl RefreshConfig {
             .backoff_base
             .saturating_mul(4u32.saturating_pow(failures.saturating_sub(1).min(15)))
             .min(self.backoff_cap);
-        step.mul_f64(jitter.clamp(0.0, 1.0))
-            .max(self.backoff_base / 10)
+        scale(step, ratio(jitter, 1.0)).max(self.backoff_base / 10)
     }
+}
+
+/// Settings may be at the edges of their types (a `Duration::MAX` wait, a
+/// NaN ratio): time arithmetic saturates instead of panicking. This is how
+/// far "never" is, as tokio's own timers have it.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `at + by`, saturating at [`FAR_FUTURE`] (adding to an `Instant` panics on overflow).
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by).unwrap_or_else(|| at + FAR_FUTURE)
+}
+
+/// A ratio setting in `[0, max]`; NaN counts as 0.
+fn ratio(value: f64, max: f64) -> f64 {
+    if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(0.0, max)
+    }
+}
+
+/// `d · factor` for a factor in `[0, 1]`, never above `d` (`mul_f64` panics
+/// when rounding carries `Duration::MAX` past itself).
+fn scale(d: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor)
+        .unwrap_or(d)
+        .min(d)
 }
 
 /// The `exp` claim of a JWT, read without verifying it (the issuer's signature
@@ -337,7 +363,7 @@ impl TokenCache {
             "request waits for a token"
         );
         let started = Instant::now();
-        let deadline = started + shared.config.wait_timeout;
+        let deadline = later(started, shared.config.wait_timeout);
         let mut status = shared.status.subscribe();
         loop {
             let wanted = shared.provider.current_id();
@@ -471,7 +497,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 None => break,
                 Some(Command::Refresh) => {
                     let now = Instant::now();
-                    let earliest = last_success.map_or(now, |t| (t + config.min_forced_interval).max(now));
+                    let earliest = last_success.map_or(now, |t| later(t, config.min_forced_interval).max(now));
                     next_fetch = next_fetch.min(earliest);
                 }
                 Some(Command::Rotated) => next_fetch = Instant::now(),
@@ -517,9 +543,11 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                     Ok((id, usable_for, refresh_after)) => {
                         failures = 0;
                         last_success = Some(now);
-                        expiry = Some((now + usable_for, id));
-                        held_until = Some((shared.clock.now() + usable_for, credentials.id()));
-                        next_fetch = now + refresh_after;
+                        expiry = Some((later(now, usable_for), id));
+                        let wall = shared.clock.now();
+                        let until = wall.checked_add(usable_for).unwrap_or(wall + FAR_FUTURE);
+                        held_until = Some((until, credentials.id()));
+                        next_fetch = later(now, refresh_after);
                         tracing::info!(
                             target: "sinch_auth",
                             source = name,
@@ -543,7 +571,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                                 delay = delay.min(half_left.max(config.backoff_base / 10));
                             }
                         }
-                        next_fetch = now + delay;
+                        next_fetch = later(now, delay);
                         tracing::warn!(
                             target: "sinch_auth",
                             source = name,
@@ -579,8 +607,19 @@ fn publish(
     let value = token.value().expose_secret();
     let mut lifetime = token.expires_in();
     if let Some(exp) = jwt_expiry(value) {
-        let left = Duration::from_secs(exp.saturating_sub(unix_seconds(shared.clock.now())));
-        lifetime = lifetime.min(left);
+        match exp.saturating_sub(unix_seconds(shared.clock.now())) {
+            // The source vouches for `expires_in`, yet by our wall clock `exp`
+            // has passed: our clock runs ahead of the issuer's (or just
+            // jumped). Rejecting would fail every fetch until the clock is
+            // fixed; trusting `expires_in` costs at most a 401 `expired`,
+            // which refetches.
+            0 => tracing::warn!(
+                target: "sinch_auth",
+                source = shared.source.name(),
+                "token's exp is already past by the local clock; using expires_in (is the clock ahead?)"
+            ),
+            left => lifetime = lifetime.min(Duration::from_secs(left)),
+        }
     }
     if lifetime.is_zero() {
         return Err(FetchError::MalformedResponse {

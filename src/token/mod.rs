@@ -19,9 +19,9 @@
 //! # let _ = source;
 //! ```
 
-mod cache;
+pub(crate) mod cache;
 mod http_client;
-mod oauth2;
+pub(crate) mod oauth2;
 #[cfg(feature = "redis")]
 mod redis;
 mod store;

@@ -159,7 +159,8 @@ impl fmt::Debug for OAuth2 {
 
 impl TokenSource for OAuth2 {
     fn fetch(&self, request: FetchRequest) -> TokenFuture {
-        let request = self.request(request.credentials());
+        let credentials = request.credentials().clone();
+        let request = self.request(&credentials);
         let client = self.client.get_or_init(TokenHttpClient::hyper).clone();
         let limit = self.max_response_bytes;
         let clock = self.clock.clone();
@@ -176,7 +177,16 @@ impl TokenSource for OAuth2 {
             }
             let body = read_limited(body, limit).await?;
             if !parts.status.is_success() {
-                let (error, description) = parse_error_body(&body);
+                let (error, description) = match credentials.access_key() {
+                    Some(key) => {
+                        let secret = key.key_secret().expose_secret();
+                        let basic = scheme::basic(key.key_id(), secret);
+                        let encoded = basic.to_str().unwrap_or_default();
+                        let encoded = encoded.strip_prefix("Basic ").unwrap_or_default();
+                        parse_error_body(&body, &[secret, encoded])
+                    }
+                    None => parse_error_body(&body, &[]),
+                };
                 return Err(FetchError::Endpoint {
                     status: parts.status,
                     error,
@@ -221,24 +231,29 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Sinch's error fields, shortened and stripped of control characters: they
-/// end up in logs and error messages.
-fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
+/// Sinch's error fields, stripped of control characters, cleared of every
+/// `secrets` value and shortened: they end up in logs and error messages, and
+/// an endpoint (or a proxy in front of it) that quotes the request back would
+/// otherwise put the key secret there.
+pub(crate) fn parse_error_body(body: &[u8], secrets: &[&str]) -> (Option<String>, Option<String>) {
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
         return (None, None);
     };
     let field = |name: &str| {
         map.get(name).and_then(Value::as_str).map(|s| {
-            s.chars()
-                .filter(|c| !c.is_control())
-                .take(200)
-                .collect::<String>()
+            let mut text: String = s.chars().filter(|c| !c.is_control()).collect();
+            for secret in secrets.iter().filter(|s| !s.is_empty()) {
+                if text.contains(secret) {
+                    text = text.replace(secret, "[REDACTED]");
+                }
+            }
+            text.chars().take(200).collect::<String>()
         })
     };
     (field("error"), field("error_description"))
 }
 
-fn parse_token(body: &[u8], now: SystemTime) -> Result<Token, FetchError> {
+pub(crate) fn parse_token(body: &[u8], now: SystemTime) -> Result<Token, FetchError> {
     let malformed = |reason| FetchError::MalformedResponse { reason };
     // Parsed as a generic value so that no serde message (which can quote
     // input, i.e. the token) ever reaches an error.
@@ -398,10 +413,24 @@ mod tests {
     fn error_bodies_yield_sinch_codes() {
         let (e, d) = parse_error_body(
             br#"{"error":"invalid_client","error_description":"Client authentication failed","error_verbose":"x","error_hint":"y"}"#,
+            &[],
         );
         assert_eq!(e.as_deref(), Some("invalid_client"));
         assert_eq!(d.as_deref(), Some("Client authentication failed"));
-        assert_eq!(parse_error_body(b"<html>"), (None, None));
+        assert_eq!(parse_error_body(b"<html>", &[]), (None, None));
+    }
+
+    #[test]
+    fn error_bodies_quoting_a_secret_back_are_redacted_before_shortening() {
+        let padding = "x".repeat(190);
+        let body = format!(
+            r#"{{"error":"bad S3CR\u0001ET","error_description":"{padding}S3CRET and Zm9v"}}"#
+        );
+        let (e, d) = parse_error_body(body.as_bytes(), &["S3CRET", "Zm9v", ""]);
+        assert_eq!(e.as_deref(), Some("bad [REDACTED]"));
+        let d = d.unwrap();
+        assert!(!d.contains("S3C") && !d.contains("Zm9v"), "{d}");
+        assert!(d.starts_with(&padding) && d.chars().count() == 200);
     }
 
     #[test]

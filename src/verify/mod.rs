@@ -179,6 +179,10 @@ pub enum Rejection {
         /// `"nonce"` or `"signature"`.
         what: &'static str,
     },
+    /// The verifier's secret is empty, so anyone could compute a valid
+    /// signature: every request is rejected (check the configuration).
+    #[error("the verifier's secret is empty; rejecting every request")]
+    EmptySecret,
 }
 
 /// A duration as seconds, with milliseconds when there are any: `300s`, `600.008s`.

@@ -66,7 +66,8 @@ pub struct NumbersVerifier {
 }
 
 impl NumbersVerifier {
-    /// Verifies callbacks signed with the Numbers callback `secret`.
+    /// Verifies callbacks signed with the Numbers callback `secret`. An empty
+    /// `secret` rejects every request ([`Rejection::EmptySecret`]).
     pub fn new(secret: impl Into<String>) -> Self {
         Self {
             secret: SecretString::from(secret.into()),
@@ -76,6 +77,9 @@ impl NumbersVerifier {
 
 impl Verifier for NumbersVerifier {
     fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+        if self.secret.expose_secret().is_empty() {
+            return Err(Rejection::EmptySecret);
+        }
         let signature = header(request, SIGNATURE)?;
         let expected = compute(self.secret.expose_secret().as_bytes(), body);
         if bool::from(expected.ct_eq(signature.as_bytes())) {
@@ -158,6 +162,15 @@ mod tests {
                 b"{}"
             ),
             Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_rejects_everything_even_a_matching_signature() {
+        let signature = numbers_signature("", b"{}");
+        assert_eq!(
+            NumbersVerifier::new("").verify(&request(Some(&signature)), b"{}"),
+            Err(Rejection::EmptySecret)
         );
     }
 

@@ -98,7 +98,8 @@ pub struct WebhookVerifier {
 impl WebhookVerifier {
     /// Verifies webhooks signed with `secret` (as set on the Conversation app
     /// or SMS webhook), with the default [`Freshness`], the system clock, and
-    /// no replay memory.
+    /// no replay memory. An empty `secret` rejects every request
+    /// ([`Rejection::EmptySecret`]).
     pub fn new(secret: impl Into<String>) -> Self {
         Self {
             secret: SecretString::from(secret.into()),
@@ -128,6 +129,9 @@ impl WebhookVerifier {
 
 impl Verifier for WebhookVerifier {
     fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+        if self.secret.expose_secret().is_empty() {
+            return Err(Rejection::EmptySecret);
+        }
         let signature = header(request, SIGNATURE)?;
         let nonce = header(request, NONCE)?;
         let timestamp_text = header(request, TIMESTAMP)?;
@@ -339,6 +343,16 @@ mod tests {
                 "{headers:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_empty_secret_rejects_everything_even_a_matching_signature() {
+        let verifier = WebhookVerifier::new("").freshness(Freshness::disabled());
+        let signature = webhook_signature("", b"{}", "n", "1");
+        assert_eq!(
+            verifier.verify(&signed(&signature, "n", "1"), b"{}"),
+            Err(Rejection::EmptySecret)
+        );
     }
 
     #[test]
