@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
@@ -112,89 +112,157 @@ fn oauth2_layer(resend: bool) -> SinchAuthLayer {
         .unwrap()
 }
 
-fn overhead(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = runtime.enter();
-    let mut cx = Context::from_waker(Waker::noop());
-    let warm = |layer: &SinchAuthLayer| {
+/// One way of sending the request, ready to run.
+type Variant = (&'static str, Box<dyn FnMut(&mut Context<'_>)>);
+
+fn service<S>(mut service: S) -> Box<dyn FnMut(&mut Context<'_>)>
+where
+    S: Service<Request<Full<Bytes>>> + 'static,
+    S::Error: std::fmt::Debug,
+{
+    Box::new(move |cx| once(&mut service, cx))
+}
+
+/// The baselines and every cached path of ours, warmed up (tokens in cache).
+fn variants(runtime: &tokio::runtime::Runtime) -> Vec<Variant> {
+    let warm = |layer: SinchAuthLayer| {
         runtime
             .block_on(layer.layer(inner()).oneshot(request()))
             .unwrap();
+        layer
     };
+    let ours = |layer: SinchAuthLayer| service(warm(layer).layer(inner()));
+    vec![
+        ("A_no_middleware", service(inner())),
+        (
+            "B_tower_http_static_header",
+            service(AddAuthorizationLayer::bearer(TOKEN).layer(inner())),
+        ),
+        (
+            "C_rwlock_format_parse",
+            service(Handwritten {
+                inner: inner(),
+                token: Arc::new(RwLock::new(TOKEN.to_owned())),
+            }),
+        ),
+        (
+            "ours_static_bearer",
+            ours(
+                SinchAuthLayer::new(
+                    StaticCredentials::new(credentials()),
+                    Scheme::ServicePlanBearer,
+                )
+                .unwrap(),
+            ),
+        ),
+        ("ours_oauth2_cached", ours(oauth2_layer(true))),
+        ("ours_oauth2_cached_no_resend", ours(oauth2_layer(false))),
+        (
+            "ours_rotating_provider",
+            ours(
+                SinchAuthLayer::new(
+                    RotatingCredentials::new(credentials()),
+                    Scheme::ServicePlanBearer,
+                )
+                .unwrap(),
+            ),
+        ),
+        (
+            "ours_self_signed_jwt_cached",
+            ours(
+                SinchAuthLayer::builder(StaticCredentials::new(credentials()))
+                    .scheme(Scheme::SelfSignedJwt)
+                    .resend_on_expired(false)
+                    .build()
+                    .unwrap(),
+            ),
+        ),
+        (
+            "ours_basic",
+            ours(
+                SinchAuthLayer::new(StaticCredentials::new(credentials()), Scheme::Basic).unwrap(),
+            ),
+        ),
+    ]
+}
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn overhead(c: &mut Criterion) {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let mut cx = Context::from_waker(Waker::noop());
     let mut group = c.benchmark_group("overhead");
     group.measurement_time(Duration::from_secs(4));
-
-    let mut a = inner();
-    group.bench_function("A_no_middleware", |b| b.iter(|| once(&mut a, &mut cx)));
-
-    let mut b_floor = AddAuthorizationLayer::bearer(TOKEN).layer(inner());
-    group.bench_function("B_tower_http_static_header", |b| {
-        b.iter(|| once(&mut b_floor, &mut cx))
-    });
-
-    let mut c_hand = Handwritten {
-        inner: inner(),
-        token: Arc::new(RwLock::new(TOKEN.to_owned())),
-    };
-    group.bench_function("C_rwlock_format_parse", |b| {
-        b.iter(|| once(&mut c_hand, &mut cx))
-    });
-
-    let layer = SinchAuthLayer::new(
-        StaticCredentials::new(credentials()),
-        Scheme::ServicePlanBearer,
-    )
-    .unwrap();
-    warm(&layer);
-    let mut ours = layer.layer(inner());
-    group.bench_function("ours_static_bearer", |b| {
-        b.iter(|| once(&mut ours, &mut cx))
-    });
-
-    let layer = oauth2_layer(true);
-    warm(&layer);
-    let mut ours = layer.layer(inner());
-    group.bench_function("ours_oauth2_cached", |b| {
-        b.iter(|| once(&mut ours, &mut cx))
-    });
-
-    let layer = oauth2_layer(false);
-    warm(&layer);
-    let mut ours = layer.layer(inner());
-    group.bench_function("ours_oauth2_cached_no_resend", |b| {
-        b.iter(|| once(&mut ours, &mut cx))
-    });
-
-    let rotating = RotatingCredentials::new(credentials());
-    let layer = SinchAuthLayer::new(rotating, Scheme::ServicePlanBearer).unwrap();
-    warm(&layer);
-    let mut ours = layer.layer(inner());
-    group.bench_function("ours_rotating_provider", |b| {
-        b.iter(|| once(&mut ours, &mut cx))
-    });
-
-    let layer = SinchAuthLayer::builder(StaticCredentials::new(credentials()))
-        .scheme(Scheme::SelfSignedJwt)
-        .resend_on_expired(false)
-        .build()
-        .unwrap();
-    warm(&layer);
-    let mut ours = layer.layer(inner());
-    group.bench_function("ours_self_signed_jwt_cached", |b| {
-        b.iter(|| once(&mut ours, &mut cx))
-    });
-
-    let layer = SinchAuthLayer::new(StaticCredentials::new(credentials()), Scheme::Basic).unwrap();
-    warm(&layer);
-    let mut ours = layer.layer(inner());
-    group.bench_function("ours_basic", |b| b.iter(|| once(&mut ours, &mut cx)));
-
+    for (name, mut run) in variants(&runtime) {
+        group.bench_function(name, |b| b.iter(|| run(&mut cx)));
+    }
     group.finish();
 }
 
-criterion_group!(benches, overhead);
-criterion_main!(benches);
+/// Ratios to baseline B measured in interleaved rounds: every round times
+/// each variant back to back, so drift of the machine (frequency, neighbours)
+/// hits all of them alike; the median of the per-round ratios is reported.
+fn interleaved_ratios() {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut variants = variants(&runtime);
+    const ROUNDS: usize = 31;
+    const ITERATIONS: u32 = 100_000;
+    let mut times = vec![Vec::with_capacity(ROUNDS); variants.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, run)) in variants.iter_mut().enumerate() {
+            let started = std::time::Instant::now();
+            for _ in 0..ITERATIONS {
+                run(&mut cx);
+            }
+            times[i].push(started.elapsed().as_nanos() as f64 / f64::from(ITERATIONS));
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[v.len() / 4], v[3 * v.len() / 4])
+    };
+    let b = &times[1];
+    println!("\ninterleaved rounds ({ROUNDS} x {ITERATIONS} requests per variant)");
+    println!(
+        "{:<32} {:>10} {:>22}",
+        "variant", "ns/request", "ratio to B (p25-p75)"
+    );
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let (ns, _, _) = median(times[i].clone());
+        let ratios: Vec<f64> = times[i].iter().zip(b).map(|(t, b)| t / b).collect();
+        let (r, lo, hi) = median(ratios);
+        println!("{name:<32} {ns:>10.1} {r:>9.2} ({lo:.2}-{hi:.2})");
+    }
+}
+
+fn main() {
+    // For instruction counts under callgrind: run one variant N times.
+    //   SINCH_AUTH_BENCH_ONLY=ours_static_bearer:100000 valgrind --tool=callgrind target/release/deps/overhead-…
+    if let Ok(only) = std::env::var("SINCH_AUTH_BENCH_ONLY") {
+        let (name, n) = only.split_once(':').unwrap_or((&only, "100000"));
+        let n: u32 = n.parse().unwrap();
+        let runtime = runtime();
+        let _guard = runtime.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        let (_, mut run) = variants(&runtime)
+            .into_iter()
+            .find(|(v, _)| *v == name)
+            .expect("a variant name");
+        for _ in 0..n {
+            run(&mut cx);
+        }
+        return;
+    }
+    let mut criterion = Criterion::default().configure_from_args();
+    overhead(&mut criterion);
+    criterion.final_summary();
+    interleaved_ratios();
+}
