@@ -12,7 +12,6 @@
 //! (one read-only request); only statuses are printed. The callbacks still
 //! come from this program, signed with demo secrets: it plays Sinch's side.
 
-use std::error::Error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -37,7 +36,10 @@ use sinch_auth::{
 };
 use tower::{ServiceBuilder, ServiceExt as _};
 
-type BoxError = Box<dyn Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{BoxError, read_only_urls};
 
 // Demo callback secrets. In a real service: the Voice app's key and secret,
 // and the secret set on the SMS/Conversation webhook, from the environment.
@@ -124,7 +126,10 @@ async fn main() -> Result<(), BoxError> {
     let state = match EnvCredentials::from_env() {
         Ok(env) => {
             println!("SINCH_* variables found: the handler calls real Sinch.\n");
-            let url = online_url(&env).ok_or("no credential to call Sinch with")?;
+            let url = read_only_urls(&env)
+                .into_iter()
+                .next()
+                .ok_or("no credential to call Sinch with")?;
             app(SinchAuthLayer::by_host(env)?, url)?
         }
         Err(sinch_auth::ConfigError::NoCredentialsInEnv) => {
@@ -283,27 +288,4 @@ fn sms_callback(base: &str, body: &'static str, nonce: &str) -> http::request::B
         .header("x-sinch-webhook-signature-nonce", nonce)
         .header("x-sinch-webhook-signature-timestamp", timestamp)
         .header("x-sinch-webhook-signature-algorithm", "HmacSHA256")
-}
-
-/// One read-only request for whichever credential the environment holds.
-fn online_url(env: &EnvCredentials) -> Option<String> {
-    let credentials = env.credentials();
-    if let Some(key) = credentials.access_key() {
-        return Some(format!(
-            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
-            key.project_id()
-        ));
-    }
-    if let Some(plan) = credentials.service_plan() {
-        let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
-        return Some(format!(
-            "{}/xms/v1/{}/batches?page_size=1",
-            region.sms_url(),
-            plan.id()
-        ));
-    }
-    credentials.application().map(|_| {
-        let voice = sinch_auth::host::VoiceRegion::Global.url();
-        format!("{voice}/calling/v1/configuration/numbers")
-    })
 }

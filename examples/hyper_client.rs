@@ -13,11 +13,9 @@
 //! groups set, see the README): one read-only request per credential kind to
 //! real Sinch, the scheme chosen by host. Only statuses are printed.
 
-use std::error::Error;
-
 use bytes::Bytes;
+use http::Request;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -30,7 +28,10 @@ use sinch_auth::{
 };
 use tower::{ServiceBuilder, ServiceExt};
 
-type BoxError = Box<dyn Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{BoxError, read_only_urls, redact};
 
 /// The authenticated client: cheap to clone, every clone shares the tokens.
 type SinchClient = SinchAuth<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>;
@@ -135,13 +136,6 @@ fn show_sent(sinch: &SinchStandIn) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn redact(value: &HeaderValue) -> String {
-    match value.to_str().unwrap_or("").split_once(' ') {
-        Some((scheme, rest)) => format!("{scheme} [{} bytes redacted]", rest.len()),
-        None => "[redacted]".to_owned(),
-    }
-}
-
 /// The status and the stand-in's account of what it accepted (key ids, no secrets).
 async fn answer(response: http::Response<hyper::body::Incoming>) -> Result<String, BoxError> {
     let status = response.status();
@@ -151,23 +145,7 @@ async fn answer(response: http::Response<hyper::body::Incoming>) -> Result<Strin
 
 async fn online(env: EnvCredentials) -> Result<(), BoxError> {
     println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
-    let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
-    let credentials = env.credentials();
-    let mut urls = Vec::new();
-    if let Some(key) = credentials.access_key() {
-        urls.push(format!(
-            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
-            key.project_id()
-        ));
-    }
-    if let Some(plan) = credentials.service_plan() {
-        let sms = region.sms_url();
-        urls.push(format!("{sms}/xms/v1/{}/batches?page_size=1", plan.id()));
-    }
-    if credentials.application().is_some() {
-        let voice = sinch_auth::host::VoiceRegion::Global.url();
-        urls.push(format!("{voice}/calling/v1/configuration/numbers"));
-    }
+    let urls = read_only_urls(&env);
     let client = client(SinchAuthLayer::by_host(env)?)?;
     for url in urls {
         let request = Request::get(&url).body(Full::default())?;

@@ -8,14 +8,10 @@
 //! groups set, see the README): sends one read-only request per credential
 //! kind to real Sinch, choosing the scheme by host.
 
-use std::error::Error;
-
 use bytes::Bytes;
 use http::Request;
 use http::header::AUTHORIZATION;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use sinch_auth::testkit::SinchStandIn;
 use sinch_auth::{
     AccessKey, ApplicationCredentials, Credentials, EnvCredentials, Scheme, ServicePlan,
@@ -23,7 +19,10 @@ use sinch_auth::{
 };
 use tower::{ServiceBuilder, ServiceExt};
 
-type BoxError = Box<dyn Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{BoxError, https_client, read_only_urls, redact};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -126,45 +125,11 @@ async fn offline() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Shows the scheme word and the length of what follows, never the secret.
-fn redact(value: &http::HeaderValue) -> String {
-    let text = value.to_str().unwrap_or("");
-    match text.split_once(' ') {
-        Some((scheme, rest)) => format!("{scheme} [{} bytes redacted]", rest.len()),
-        None => "[redacted]".to_owned(),
-    }
-}
-
 async fn online(env: EnvCredentials) -> Result<(), BoxError> {
     println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
-    let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
-    let credentials = env.credentials();
-    let mut targets = Vec::new();
-    if let Some(key) = credentials.access_key() {
-        targets.push(format!(
-            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
-            key.project_id()
-        ));
-    }
-    if let Some(plan) = credentials.service_plan() {
-        targets.push(format!(
-            "{}/xms/v1/{}/batches?page_size=1",
-            region.sms_url(),
-            plan.id()
-        ));
-    }
-    if credentials.application().is_some() {
-        targets.push("https://calling.api.sinch.com/calling/v1/configuration/numbers".to_owned());
-    }
+    let targets = read_only_urls(&env);
     let layer = SinchAuthLayer::by_host(env)?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_only()
-        .enable_http1()
-        .build();
-    let client = ServiceBuilder::new()
-        .layer(layer)
-        .service(Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https));
+    let client = ServiceBuilder::new().layer(layer).service(https_client()?);
     for url in targets {
         let request = Request::get(&url).body(Full::new(Bytes::new()))?;
         let response = client.clone().oneshot(request).await?;

@@ -10,8 +10,6 @@
 //! groups set, see the README): one read-only request per credential kind to
 //! real Sinch, the scheme chosen by host. Only statuses are printed.
 
-use std::error::Error;
-
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use sinch_auth::reqwest::{SinchAuthMiddleware, auth_error};
 use sinch_auth::testkit::SinchStandIn;
@@ -20,7 +18,10 @@ use sinch_auth::{
     SinchAuthLayer, StaticCredentials,
 };
 
-type BoxError = Box<dyn Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{BoxError, read_only_urls};
 
 const VERIFICATION: &str =
     r#"{"identity":{"type":"number","endpoint":"+46700000000"},"method":"sms"}"#;
@@ -137,25 +138,7 @@ async fn report(
 
 async fn online(env: EnvCredentials) -> Result<(), BoxError> {
     println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
-    let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
-    let credentials = env.credentials();
-    let mut targets = Vec::new();
-    if let Some(key) = credentials.access_key() {
-        targets.push(format!(
-            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
-            key.project_id()
-        ));
-    }
-    if let Some(plan) = credentials.service_plan() {
-        targets.push(format!(
-            "{}/xms/v1/{}/batches?page_size=1",
-            region.sms_url(),
-            plan.id()
-        ));
-    }
-    if credentials.application().is_some() {
-        targets.push("https://calling.api.sinch.com/calling/v1/configuration/numbers".to_owned());
-    }
+    let targets = read_only_urls(&env);
     let layer = SinchAuthLayer::by_host(env)?;
     let client = client(SinchAuthMiddleware::new(&layer));
     for url in targets {

@@ -15,7 +15,6 @@
 //! secret store would), and the same request again; only statuses are printed.
 
 use std::collections::BTreeMap;
-use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,8 +22,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use sinch_auth::testkit::{SinchStandIn, StandInClient};
 use sinch_auth::{
     AccessKey, CredentialProvider, EnvCredentials, RotatingCredentials, Scheme, ServicePlan,
@@ -32,7 +29,10 @@ use sinch_auth::{
 };
 use tower::{ServiceBuilder, ServiceExt};
 
-type BoxError = Box<dyn Error + Send + Sync>;
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{BoxError, https_client, read_only_urls};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -170,33 +170,15 @@ async fn offline() -> Result<(), BoxError> {
 
 async fn online(env: EnvCredentials) -> Result<(), BoxError> {
     println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
-    let region = env.region().unwrap_or(sinch_auth::host::Region::Us);
-    let credentials = env.credentials();
-    let url = if let Some(key) = credentials.access_key() {
-        format!(
-            "https://numbers.api.sinch.com/v1/projects/{}/activeNumbers?pageSize=1",
-            key.project_id()
-        )
-    } else if let Some(plan) = credentials.service_plan() {
-        format!(
-            "{}/xms/v1/{}/batches?page_size=1",
-            region.sms_url(),
-            plan.id()
-        )
-    } else {
-        let voice = sinch_auth::host::VoiceRegion::Global.url();
-        format!("{voice}/calling/v1/configuration/numbers")
-    };
+    let url = read_only_urls(&env)
+        .into_iter()
+        .next()
+        .ok_or("no credential to call Sinch with")?;
     // `CredentialProvider::credentials` is the environment's snapshot, shared.
     let provider = RotatingCredentials::from(CredentialProvider::credentials(&env));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_only()
-        .enable_http1()
-        .build();
     let client = ServiceBuilder::new()
         .layer(SinchAuthLayer::by_host(provider.clone())?)
-        .service(Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https));
+        .service(https_client()?);
 
     let get = || Request::get(&url).body(Full::<Bytes>::default());
     let response = client.clone().oneshot(get()?).await?;
