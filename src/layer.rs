@@ -97,7 +97,7 @@ impl SinchAuthLayer {
 }
 
 impl SinchAuthLayer {
-    #[allow(dead_code)] // the reqwest adapter uses it
+    #[cfg_attr(not(feature = "reqwest-middleware"), allow(dead_code))]
     pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
     }
