@@ -12,17 +12,13 @@ use bytes::Bytes;
 use http::Request;
 use http::header::AUTHORIZATION;
 use http_body_util::{BodyExt, Full};
-use sinch_auth::testkit::SinchStandIn;
-use sinch_auth::{
-    AccessKey, ApplicationCredentials, Credentials, EnvCredentials, Scheme, ServicePlan,
-    SinchAuthLayer, StaticCredentials,
-};
+use sinch_auth::{EnvCredentials, Scheme, SinchAuthLayer, StaticCredentials};
 use tower::{ServiceBuilder, ServiceExt};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{BoxError, https_client, read_only_urls, redact};
+use support::{BoxError, demo_stand_in, https_client, read_only_urls, redact};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -35,24 +31,7 @@ async fn main() -> Result<(), BoxError> {
 
 async fn offline() -> Result<(), BoxError> {
     println!("No SINCH_* variables set: talking to the loopback Sinch stand-in.\n");
-    let credentials = Credentials::builder()
-        .access_key(AccessKey::new(
-            "demo-project",
-            "demo-key-id",
-            "demo-key-secret",
-        )?)
-        .application(ApplicationCredentials::new(
-            "demo-app-key",
-            "ZGVtby1hcHAtc2VjcmV0",
-        )?)
-        .service_plan(ServicePlan::new("demo-plan", "demo-api-token")?)
-        .build();
-    let sinch = SinchStandIn::builder()
-        .access_key(credentials.access_key().unwrap())
-        .application(credentials.application().unwrap())
-        .service_plan(credentials.service_plan().unwrap())
-        .start()
-        .await?;
+    let (credentials, sinch) = demo_stand_in().await?;
     let provider = StaticCredentials::new(credentials);
     println!("stand-in listening on {}\n", sinch.url());
 

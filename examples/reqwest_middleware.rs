@@ -12,16 +12,12 @@
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use sinch_auth::reqwest::{SinchAuthMiddleware, auth_error};
-use sinch_auth::testkit::SinchStandIn;
-use sinch_auth::{
-    AccessKey, ApplicationCredentials, Credentials, EnvCredentials, Scheme, ServicePlan,
-    SinchAuthLayer, StaticCredentials,
-};
+use sinch_auth::{EnvCredentials, Scheme, SinchAuthLayer, StaticCredentials};
 
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{BoxError, read_only_urls};
+use support::{BoxError, demo_stand_in, read_only_urls};
 
 const VERIFICATION: &str =
     r#"{"identity":{"type":"number","endpoint":"+46700000000"},"method":"sms"}"#;
@@ -45,24 +41,7 @@ fn client(middleware: SinchAuthMiddleware) -> ClientWithMiddleware {
 
 async fn offline() -> Result<(), BoxError> {
     println!("No SINCH_* variables set: talking to the loopback Sinch stand-in.\n");
-    let credentials = Credentials::builder()
-        .access_key(AccessKey::new(
-            "demo-project",
-            "demo-key-id",
-            "demo-key-secret",
-        )?)
-        .application(ApplicationCredentials::new(
-            "demo-app-key",
-            "ZGVtby1hcHAtc2VjcmV0",
-        )?)
-        .service_plan(ServicePlan::new("demo-plan", "demo-api-token")?)
-        .build();
-    let sinch = SinchStandIn::builder()
-        .access_key(credentials.access_key().unwrap())
-        .application(credentials.application().unwrap())
-        .service_plan(credentials.service_plan().unwrap())
-        .start()
-        .await?;
+    let (credentials, sinch) = demo_stand_in().await?;
     println!("stand-in listening on {}\n", sinch.url());
     let provider = StaticCredentials::new(credentials);
     // The stand-in is one loopback host, so each scheme gets its own layer

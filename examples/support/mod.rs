@@ -53,3 +53,24 @@ pub fn https_client() -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
+
+/// Demo credentials of every kind, and a loopback Sinch stand-in that accepts them.
+pub async fn demo_stand_in()
+-> Result<(sinch_auth::Credentials, sinch_auth::testkit::SinchStandIn), BoxError> {
+    use sinch_auth::{AccessKey, ApplicationCredentials, Credentials, ServicePlan};
+    let access_key = AccessKey::new("demo-project", "demo-key-id", "demo-key-secret")?;
+    let application = ApplicationCredentials::new("demo-app-key", "ZGVtby1hcHAtc2VjcmV0")?;
+    let service_plan = ServicePlan::new("demo-plan", "demo-api-token")?;
+    let sinch = sinch_auth::testkit::SinchStandIn::builder()
+        .access_key(&access_key)
+        .application(&application)
+        .service_plan(&service_plan)
+        .start()
+        .await?;
+    let credentials = Credentials::builder()
+        .access_key(access_key)
+        .application(application)
+        .service_plan(service_plan)
+        .build();
+    Ok((credentials, sinch))
+}
