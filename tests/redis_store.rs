@@ -363,50 +363,80 @@ async fn a_process_refreshing_ahead_never_gets_its_own_token_back() {
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
 
-#[tokio::test]
-async fn a_dead_holders_lock_expires_and_one_waiter_takes_over() {
-    let Some(redis) = RedisServer::start().await else {
-        return;
-    };
+/// What one fetch does while another process holds the fleet's lock.
+struct UnderForeignLock {
+    token: Token,
+    fetches: u32,
+    waited: Duration,
+    lock_after: Option<String>,
+    store: RedisTokenStore,
+    fetch: Box<dyn Fn() -> sinch_auth::token::TokenFuture>,
+}
+
+/// Another process (`owner`) holds the lock for `lock_ms`; a store with
+/// `max_wait` asks for a token.
+async fn fetch_under_foreign_lock(
+    redis: &RedisServer,
+    owner: &str,
+    lock_ms: u64,
+    max_wait: Duration,
+) -> UnderForeignLock {
     let mut c = redis.connection().await;
     let lock_key = format!("sinch-auth:lock:{}", store_key());
     let _: () = redis::cmd("SET")
         .arg(&lock_key)
-        .arg("a-process-that-died")
+        .arg(owner)
         .arg("PX")
-        .arg(400)
+        .arg(lock_ms)
         .query_async(&mut c)
         .await
         .unwrap();
     let (count, fetch) = counting(Duration::from_secs(60));
     let store = RedisTokenStore::builder(&redis.url())
-        .max_wait(Duration::from_secs(3))
+        .max_wait(max_wait)
         .build()
         .unwrap();
-
     let started = Instant::now();
     let token = store
         .get_or_fetch(store_key(), None, fetch())
         .await
         .unwrap();
     let waited = started.elapsed();
-
-    assert_eq!(value(&token), "tok-1");
-    assert_eq!(count.load(Ordering::SeqCst), 1);
-    assert!(
-        waited >= Duration::from_millis(350),
-        "waited {waited:?} for the lock to expire"
-    );
-    assert!(
-        waited < Duration::from_secs(2),
-        "took the lock over in {waited:?}, not at max_wait"
-    );
-    let lock: Option<String> = redis::cmd("GET")
+    let lock_after: Option<String> = redis::cmd("GET")
         .arg(&lock_key)
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!(lock, None, "the new holder released its lock");
+    UnderForeignLock {
+        token,
+        fetches: count.load(Ordering::SeqCst),
+        waited,
+        lock_after,
+        store,
+        fetch: Box::new(fetch),
+    }
+}
+
+#[tokio::test]
+async fn a_dead_holders_lock_expires_and_one_waiter_takes_over() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let run =
+        fetch_under_foreign_lock(&redis, "a-process-that-died", 400, Duration::from_secs(3)).await;
+    assert_eq!(value(&run.token), "tok-1");
+    assert_eq!(run.fetches, 1);
+    assert!(
+        run.waited >= Duration::from_millis(350),
+        "waited {:?} for the lock to expire",
+        run.waited
+    );
+    assert!(
+        run.waited < Duration::from_secs(2),
+        "took the lock over in {:?}, not at max_wait",
+        run.waited
+    );
+    assert_eq!(run.lock_after, None, "the new holder released its lock");
 }
 
 #[tokio::test]
@@ -414,45 +444,22 @@ async fn a_waiter_fetches_locally_after_max_wait_and_leaves_anothers_lock_alone(
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let mut c = redis.connection().await;
-    let lock_key = format!("sinch-auth:lock:{}", store_key());
-    let _: () = redis::cmd("SET")
-        .arg(&lock_key)
-        .arg("a-slow-process")
-        .arg("PX")
-        .arg(10_000)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let (count, fetch) = counting(Duration::from_secs(60));
-    let store = RedisTokenStore::builder(&redis.url())
-        .max_wait(Duration::from_millis(300))
-        .build()
-        .unwrap();
-
-    let started = Instant::now();
-    let token = store
-        .get_or_fetch(store_key(), None, fetch())
-        .await
-        .unwrap();
-    let waited = started.elapsed();
-
-    assert_eq!(value(&token), "tok-1");
-    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let run =
+        fetch_under_foreign_lock(&redis, "a-slow-process", 10_000, Duration::from_millis(300))
+            .await;
+    assert_eq!(value(&run.token), "tok-1");
+    assert_eq!(run.fetches, 1);
     assert!(
-        waited >= Duration::from_millis(300),
-        "gave up after {waited:?}"
+        run.waited >= Duration::from_millis(300),
+        "gave up after {:?}",
+        run.waited
     );
-    assert!(waited < Duration::from_secs(2));
-    let lock: Option<String> = redis::cmd("GET")
-        .arg(&lock_key)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(lock.as_deref(), Some("a-slow-process"));
+    assert!(run.waited < Duration::from_secs(2));
+    assert_eq!(run.lock_after.as_deref(), Some("a-slow-process"));
     // The local fetch is still shared with whoever comes next.
-    let next = store
-        .get_or_fetch(store_key(), None, fetch())
+    let next = run
+        .store
+        .get_or_fetch(store_key(), None, (run.fetch)())
         .await
         .unwrap();
     assert_eq!(value(&next), "tok-1");
