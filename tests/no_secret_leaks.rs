@@ -1,8 +1,10 @@
 //! Rejections are logged with their reason and without any secret; Debug of
 //! every public type holding a secret redacts it.
 
-use std::io;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::LogBuffer;
+
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -34,25 +36,6 @@ const SECRETS: [&str; 4] = [
     NUMBERS_SECRET,
 ];
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 fn app() -> ApplicationCredentials {
     ApplicationCredentials::new(APP_KEY, APP_SECRET).unwrap()
 }
@@ -72,7 +55,7 @@ async fn status_of<V: Verifier>(verifier: V, request: Request<Full<Bytes>>) -> S
 
 #[tokio::test]
 async fn rejections_are_logged_with_a_reason_and_without_secrets_or_expected_signatures() {
-    let logs = Buffer::default();
+    let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)

@@ -6,11 +6,10 @@
 #![cfg(feature = "redis")]
 
 mod common;
+
+use common::LogBuffer;
 #[path = "support/redis_server.rs"]
 mod redis_server;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use common::{get, send};
 use http::StatusCode;
@@ -41,29 +40,9 @@ fn member(
         .layer(sinch.client())
 }
 
-/// Everything logged, at every level, while the test runs on this thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn neither_token_nor_secret_nor_redis_password_reaches_the_logs() {
-    let logs = Logs::default();
+    let logs = LogBuffer::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)

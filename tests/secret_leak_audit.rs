@@ -18,10 +18,11 @@
 
 mod common;
 
+use common::LogBuffer;
+
 use std::fmt::{Debug, Display};
-use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -74,24 +75,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The global log: everything from every thread, at every level.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
+fn logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let buffer = Buffer::default();
+        let buffer = LogBuffer::default();
         let writer = buffer.clone();
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
@@ -727,7 +714,7 @@ async fn no_secret_reaches_logs_debug_display_or_panic_messages() {
     // Let background tasks (refreshers, connections) log their last words.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let log = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let log = logs.text();
     let decoded_hex = hex(APP_SECRET_DECODED.as_bytes());
     let raw = [
         KEY_SECRET_1,
