@@ -71,7 +71,8 @@ fn default_window_is_five_minutes_each_way() {
         (NOW + 301, false),
         (NOW, true),
     ] {
-        let result = verifier.verify(&webhook("n", signed_at, b"{}"), b"{}");
+        let nonce = format!("n-{signed_at}");
+        let result = verifier.verify(&webhook(&nonce, signed_at, b"{}"), b"{}");
         assert_eq!(result.is_ok(), ok, "{signed_at}: {result:?}");
     }
 }
@@ -108,7 +109,10 @@ fn future_webhook_is_rejected() {
 #[test]
 fn a_webhook_goes_stale_as_the_clock_moves() {
     let clock = ManualClock::new(at(NOW));
-    let verifier = WebhookVerifier::new(SECRET).clock(clock.clone());
+    // Replay memory off: this is about freshness alone.
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(clock.clone())
+        .without_replay_protection();
     let parts = webhook("n", NOW, b"{}");
     assert!(verifier.verify(&parts, b"{}").is_ok());
     clock.advance(Duration::from_secs(300));
@@ -128,10 +132,14 @@ fn custom_and_asymmetric_windows_apply() {
             Duration::from_secs(60),
             Duration::from_secs(5),
         ));
-    assert!(verifier.verify(&webhook("n", NOW - 60, b""), b"").is_ok());
-    assert!(verifier.verify(&webhook("n", NOW - 61, b""), b"").is_err());
-    assert!(verifier.verify(&webhook("n", NOW + 5, b""), b"").is_ok());
-    assert!(verifier.verify(&webhook("n", NOW + 6, b""), b"").is_err());
+    assert!(verifier.verify(&webhook("n-1", NOW - 60, b""), b"").is_ok());
+    assert!(
+        verifier
+            .verify(&webhook("n-2", NOW - 61, b""), b"")
+            .is_err()
+    );
+    assert!(verifier.verify(&webhook("n-3", NOW + 5, b""), b"").is_ok());
+    assert!(verifier.verify(&webhook("n-4", NOW + 6, b""), b"").is_err());
     let unbounded = WebhookVerifier::new(SECRET)
         .clock(ManualClock::new(at(NOW)))
         .freshness(Freshness::disabled());
@@ -227,7 +235,9 @@ fn forged_requests_do_not_enter_the_replay_memory() {
 
 #[test]
 fn without_replay_protection_a_repeat_within_the_window_is_accepted() {
-    let verifier = WebhookVerifier::new(SECRET).clock(ManualClock::new(at(NOW)));
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .without_replay_protection();
     let parts = webhook("n-1", NOW, b"{}");
     assert!(verifier.verify(&parts, b"{}").is_ok());
     assert!(verifier.verify(&parts, b"{}").is_ok());
@@ -266,4 +276,56 @@ fn nonces_are_forgotten_once_stale_and_then_rejected_by_freshness() {
         verifier.verify(&parts, b""),
         Err(Rejection::TooOld { .. })
     ));
+}
+
+#[test]
+fn a_captured_callback_replayed_with_another_query_string_is_refused_by_default() {
+    // No replay setting: the default remembers accepted signatures.
+    let verifier = ApplicationVerifier::new(app()).clock(ManualClock::new(at(NOW)));
+    let captured = callback(at(NOW), b"{}");
+    assert!(verifier.verify(&captured, b"{}").is_ok());
+    // The query is not signed (spec §4): each variant carries the same valid
+    // signature, and counts as the same request.
+    for query in ["?anything", "?a=1&b=2", "?", "?x=%2F"] {
+        let mut replay = captured.clone();
+        replay.uri = format!("/voice{query}").parse().unwrap();
+        assert_eq!(
+            verifier.verify(&replay, b"{}"),
+            Err(Rejection::Replayed { what: "signature" }),
+            "{query}"
+        );
+    }
+}
+
+#[test]
+fn query_variants_of_one_signature_take_one_place_in_the_replay_memory() {
+    // Room for two: if each variant took a place, the first callback would be
+    // evicted by the variants of the second and become replayable.
+    let verifier = ApplicationVerifier::new(app())
+        .clock(ManualClock::new(at(NOW)))
+        .replay_protection(2);
+    let first = callback(at(NOW), b"{}");
+    let second = callback(at(NOW) + Duration::from_millis(1), b"{}");
+    assert!(verifier.verify(&first, b"{}").is_ok());
+    assert!(verifier.verify(&second, b"{}").is_ok());
+    for query in ["?1", "?2", "?3"] {
+        let mut variant = second.clone();
+        variant.uri = format!("/voice{query}").parse().unwrap();
+        assert!(verifier.verify(&variant, b"{}").is_err());
+    }
+    assert_eq!(
+        verifier.verify(&first, b"{}"),
+        Err(Rejection::Replayed { what: "signature" })
+    );
+}
+
+#[test]
+fn a_replayed_webhook_is_refused_by_default() {
+    let verifier = WebhookVerifier::new(SECRET).clock(ManualClock::new(at(NOW)));
+    let parts = webhook("n-1", NOW, b"{}");
+    assert!(verifier.verify(&parts, b"{}").is_ok());
+    assert_eq!(
+        verifier.verify(&parts, b"{}"),
+        Err(Rejection::Replayed { what: "nonce" })
+    );
 }

@@ -171,7 +171,14 @@ proptest! {
         let Some(nonce) = replace_byte(&s.nonce, index, with) else { return Ok(()) };
         let mut s = s;
         s.nonce = nonce;
-        prop_assert_eq!(verify(&s, &s.timestamp).unwrap(), Err(Rejection::SignatureMismatch));
+        let result = verify(&s, &s.timestamp).unwrap();
+        prop_assert!(
+            matches!(
+                result,
+                Err(Rejection::SignatureMismatch | Rejection::MalformedHeader { name: "x-sinch-webhook-signature-nonce", .. })
+            ),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -184,7 +191,11 @@ proptest! {
         prop_assert!(
             matches!(
                 result,
-                Err(Rejection::SignatureMismatch | Rejection::MalformedHeader { name: "x-sinch-webhook-signature-timestamp", .. })
+                // Freshness is checked on the head, before the signature.
+                Err(Rejection::SignatureMismatch
+                    | Rejection::MalformedHeader { name: "x-sinch-webhook-signature-timestamp", .. }
+                    | Rejection::TooOld { .. }
+                    | Rejection::TooNew { .. })
             ),
             "{result:?}"
         );
@@ -196,5 +207,113 @@ proptest! {
         let mut s = s;
         s.signature = signature;
         prop_assert_eq!(verify(&s, &s.timestamp).unwrap(), Err(Rejection::SignatureMismatch));
+    }
+}
+
+/// Every way to re-cut a genuine webhook: the body cut at a `.`, its tail
+/// moved into the nonce. The MAC input `body "." nonce "." timestamp` is the
+/// same bytes, so each keeps the genuine signature.
+fn re_cuts(body: &str, nonce: &str) -> Vec<(String, String)> {
+    body.match_indices('.')
+        .map(|(i, _)| (body[..i].to_owned(), format!("{}.{nonce}", &body[i + 1..])))
+        .collect()
+}
+
+/// Spec vectors H1 and H2: secret, nonce, timestamp, body, signature.
+const VECTORS: [(&str, &str, &str, &str, &str); 2] = [
+    (
+        "foo_secret1234",
+        "01FJA8B4A7BM43YGWSG9GBV067",
+        "1634579353",
+        H1_BODY,
+        "6bpJoRmFoXVjfJIVglMoJzYXxnoxRujzR4k2GOXewOE=",
+    ),
+    (
+        "SMSWebhooksSecret",
+        "01JHFFHWYY7HSS4FWTMDTQEK8V",
+        "1736760161",
+        H2_BODY,
+        "ZoHei66PPN/kZjw7hFVfGhJOnml3iGNCMWoyQVcE5o0=",
+    ),
+];
+
+#[test]
+fn webhook_re_cut_forgery_every_split_of_h1_and_h2_is_rejected() {
+    let mut tried = 0;
+    for (secret, nonce, timestamp, body, signature) in VECTORS {
+        let verifier =
+            WebhookVerifier::new(secret).clock(ManualClock::new(at(timestamp.parse().unwrap())));
+        for (cut_body, cut_nonce) in re_cuts(body, nonce) {
+            // The forgery is real: the genuine signature matches the re-cut message.
+            assert_eq!(
+                webhook_signature(secret, cut_body.as_bytes(), &cut_nonce, timestamp),
+                signature
+            );
+            assert_eq!(
+                verifier.verify(&head(signature, &cut_nonce, timestamp), cut_body.as_bytes()),
+                Err(Rejection::MalformedHeader {
+                    name: "x-sinch-webhook-signature-nonce",
+                    reason: "must be 1 to 128 ASCII letters, digits, '-' or '_'",
+                }),
+                "{cut_nonce}"
+            );
+            tried += 1;
+        }
+        // The genuine webhook is still accepted.
+        assert!(
+            verifier
+                .verify(&head(signature, nonce, timestamp), body.as_bytes())
+                .is_ok()
+        );
+    }
+    // H1 has three `.`, H2 one.
+    assert_eq!(tried, 4);
+}
+
+#[test]
+fn webhook_re_cut_forgeries_cannot_flush_the_replay_memory() {
+    for (secret, nonce, timestamp, body, signature) in VECTORS {
+        // Room for one nonce: any accepted re-cut would evict the genuine one.
+        let verifier = WebhookVerifier::new(secret)
+            .clock(ManualClock::new(at(timestamp.parse().unwrap())))
+            .replay_protection(1);
+        let genuine = head(signature, nonce, timestamp);
+        assert!(verifier.verify(&genuine, body.as_bytes()).is_ok());
+        for (cut_body, cut_nonce) in re_cuts(body, nonce) {
+            let forged = head(signature, &cut_nonce, timestamp);
+            assert!(verifier.verify(&forged, cut_body.as_bytes()).is_err());
+        }
+        assert_eq!(
+            verifier.verify(&genuine, body.as_bytes()),
+            Err(Rejection::Replayed { what: "nonce" })
+        );
+    }
+}
+
+#[test]
+fn nonces_are_ulid_like_tokens_of_at_most_128_characters() {
+    let verifier = WebhookVerifier::new("s").clock(ManualClock::new(at(1)));
+    let signed = |nonce: &str| head(&webhook_signature("s", b"{}", nonce, "1"), nonce, "1");
+    for good in ["01FJA8B4A7BM43YGWSG9GBV067", "a", "A-b_9", &"x".repeat(128)] {
+        assert!(verifier.verify(&signed(good), b"{}").is_ok(), "{good}");
+    }
+    for bad in ["a.b", ".", "a b", "a+b", "a/b", "é", &"x".repeat(129)] {
+        let Ok(value) = http::HeaderValue::from_str(bad) else {
+            continue;
+        };
+        let mut parts = signed("placeholder");
+        parts
+            .headers
+            .insert("x-sinch-webhook-signature-nonce", value);
+        assert!(
+            matches!(
+                verifier.verify(&parts, b"{}"),
+                Err(Rejection::MalformedHeader {
+                    name: "x-sinch-webhook-signature-nonce",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
     }
 }

@@ -10,8 +10,8 @@ use http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::replay::{ReplayMemory, Window};
-use super::{Freshness, Rejection, Verified, Verifier, header, optional_header};
+use super::replay::{ReplayEntry, ReplayMemory, ReplayStore, Window};
+use super::{Freshness, Rejection, Verified, Verifier, VerifyFuture, header, optional_header};
 use crate::ApplicationCredentials;
 use crate::clock::Clock;
 use crate::scheme::application::Signature;
@@ -77,7 +77,9 @@ pub struct ApplicationVerifier {
 
 impl ApplicationVerifier {
     /// Verifies callbacks signed for `app`, with the default [`Freshness`],
-    /// the system clock, no replay memory, and Basic not accepted.
+    /// the system clock, replay memory for
+    /// [`DEFAULT_REPLAY_CAPACITY`](super::DEFAULT_REPLAY_CAPACITY) signatures,
+    /// and Basic not accepted.
     pub fn new(app: ApplicationCredentials) -> Self {
         Self {
             app,
@@ -114,22 +116,45 @@ impl ApplicationVerifier {
     }
 
     /// Rejects a signature already accepted while its `x-timestamp` is
-    /// fresh, remembering at most `capacity` of them (at least one). The
-    /// application scheme has no nonce, so the signature stands in for one.
+    /// fresh, remembering at most `capacity` of them (at least one) in this
+    /// process. The application scheme has no nonce, so the signature stands
+    /// in for one. On by default with
+    /// [`DEFAULT_REPLAY_CAPACITY`](super::DEFAULT_REPLAY_CAPACITY).
     ///
-    /// Off by default: if Sinch retried a callback with the same timestamp
-    /// (after your handler failed), the retry would be rejected.
+    /// The signature does not cover the query string (spec §4), so the
+    /// signature, not the URI, is what is remembered: a captured callback
+    /// sent again with `?anything` appended is the same entry, and refused.
     pub fn replay_protection(mut self, capacity: usize) -> Self {
-        self.window.replay = Some(Arc::new(ReplayMemory::new(capacity)));
+        self.window.memory = Some(Arc::new(ReplayMemory::new(capacity)));
         self
     }
 
-    fn verify_signed(
+    /// Remembers accepted signatures in `store` as well, for
+    /// [`verify_async`](Verifier::verify_async) and so for
+    /// [`VerifyLayer`](super::VerifyLayer): share one store (for example a
+    /// [`RedisReplayStore`](super::RedisReplayStore)) between the instances
+    /// of a fleet so that a replay is refused by all of them.
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.window.shared = Some(Arc::new(store));
+        self
+    }
+
+    /// Turns replay memory off. A captured callback is then accepted again,
+    /// with any query string, until its `x-timestamp` is stale (5 minutes
+    /// by default). Only for receivers that deduplicate callbacks themselves
+    /// (for example on Voice's `callid` and event).
+    pub fn without_replay_protection(mut self) -> Self {
+        self.window.memory = None;
+        self.window.shared = None;
+        self
+    }
+
+    /// The head of an application-signed request: key, timestamp, signature.
+    fn signed_head<'a>(
         &self,
-        request: &Parts,
-        body: &[u8],
-        credentials: &str,
-    ) -> Result<Verified, Rejection> {
+        request: &'a Parts,
+        credentials: &'a str,
+    ) -> Result<SignedHead<'a>, Rejection> {
         let (key, signature) = credentials.trim_start_matches(' ').split_once(':').ok_or(
             Rejection::MalformedHeader {
                 name: AUTHORIZATION,
@@ -142,23 +167,71 @@ impl ApplicationVerifier {
         let timestamp_text = header(request, TIMESTAMP)?;
         let timestamp = parse_iso8601(timestamp_text)?;
         let content_type = optional_header(request, CONTENT_TYPE)?.unwrap_or("");
+        self.window.check_fresh(timestamp)?;
+        Ok(SignedHead {
+            key,
+            signature,
+            timestamp_text,
+            timestamp,
+            content_type,
+        })
+    }
+
+    fn verify_signed(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        credentials: &str,
+    ) -> Result<(Verified, Option<ReplayEntry>), Rejection> {
+        let head = self.signed_head(request, credentials)?;
         let expected = Signature::compute(
             self.app.decoded_secret().expose_secret(),
             request.method.as_str().as_bytes(),
             request.uri.path(),
-            content_type.as_bytes(),
+            head.content_type.as_bytes(),
             body,
-            timestamp_text.as_bytes(),
+            head.timestamp_text.as_bytes(),
         );
-        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
+        if !bool::from(expected.as_bytes().ct_eq(head.signature.as_bytes())) {
             return Err(Rejection::SignatureMismatch);
         }
-        self.window
-            .admit(timestamp, "signature", signature.as_bytes())?;
-        Ok(Verified::Application {
-            key: key.to_owned(),
-            timestamp,
-        })
+        let entry = self
+            .window
+            .entry(head.timestamp, "signature", head.signature.as_bytes())?;
+        let verified = Verified::Application {
+            key: head.key.to_owned(),
+            timestamp: head.timestamp,
+        };
+        Ok((verified, entry))
+    }
+
+    /// Which scheme the request uses, and its credentials.
+    fn scheme<'a>(&'a self, request: &'a Parts) -> Result<Scheme<'a>, Rejection> {
+        let authorization = header(request, AUTHORIZATION)?;
+        let (scheme, credentials) = authorization.split_once(' ').unwrap_or((authorization, ""));
+        if scheme.eq_ignore_ascii_case("application") {
+            Ok(Scheme::Signed(credentials))
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            match &self.basic {
+                Some(expected) => Ok(Scheme::Basic(expected, credentials)),
+                None => Err(Rejection::UnsupportedScheme),
+            }
+        } else {
+            Err(Rejection::UnsupportedScheme)
+        }
+    }
+
+    fn check(
+        &self,
+        request: &Parts,
+        body: &[u8],
+    ) -> Result<(Verified, Option<ReplayEntry>), Rejection> {
+        match self.scheme(request)? {
+            Scheme::Signed(credentials) => self.verify_signed(request, body, credentials),
+            Scheme::Basic(expected, credentials) => {
+                Ok((self.verify_basic(expected, credentials)?, None))
+            }
+        }
     }
 
     fn verify_basic(
@@ -192,20 +265,42 @@ impl ApplicationVerifier {
     }
 }
 
+enum Scheme<'a> {
+    Signed(&'a str),
+    Basic(&'a SecretString, &'a str),
+}
+
+struct SignedHead<'a> {
+    key: &'a str,
+    signature: &'a str,
+    timestamp_text: &'a str,
+    timestamp: SystemTime,
+    content_type: &'a str,
+}
+
 impl Verifier for ApplicationVerifier {
-    fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
-        let authorization = header(request, AUTHORIZATION)?;
-        let (scheme, credentials) = authorization.split_once(' ').unwrap_or((authorization, ""));
-        if scheme.eq_ignore_ascii_case("application") {
-            self.verify_signed(request, body, credentials)
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            match &self.basic {
-                Some(expected) => self.verify_basic(expected, credentials),
-                None => Err(Rejection::UnsupportedScheme),
+    fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        match self.scheme(request)? {
+            Scheme::Signed(credentials) => self.signed_head(request, credentials).map(drop),
+            // Basic needs no body: check it all here.
+            Scheme::Basic(expected, credentials) => {
+                self.verify_basic(expected, credentials).map(drop)
             }
-        } else {
-            Err(Rejection::UnsupportedScheme)
         }
+    }
+
+    fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+        let (verified, entry) = self.check(request, body)?;
+        self.window.remember(entry.as_ref())?;
+        Ok(verified)
+    }
+
+    fn verify_async<'a>(&'a self, request: &'a Parts, body: &'a [u8]) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            let (verified, entry) = self.check(request, body)?;
+            self.window.record(entry.as_ref()).await?;
+            Ok(verified)
+        })
     }
 }
 

@@ -24,8 +24,13 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Verifies that requests come from Sinch before they reach the inner service.
 ///
-/// For each request the layer reads the whole body (up to a
-/// [limit](Self::body_limit)), asks the [`Verifier`], and then:
+/// For each request the layer first asks [`Verifier::precheck`] about the
+/// head: missing or malformed signature headers, an unknown application key,
+/// or a timestamp outside the freshness window get `401` at once, and the
+/// body is never read. Otherwise it reads the whole body (up to a
+/// [limit](Self::body_limit)), asks [`Verifier::verify_async`] (which also
+/// records the request in a shared replay store, if the verifier has one),
+/// and then:
 ///
 /// - **verified**: calls the inner service with a request whose body holds
 ///   exactly the bytes that were verified, and with the
@@ -140,6 +145,22 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (parts, body) = request.into_parts();
+        // The head alone can condemn most forgeries: answer them before
+        // reading (or hashing) a byte of the body, which is dropped unread.
+        if let Err(rejection) = self.verifier.precheck(&parts) {
+            tracing::warn!(
+                method = %parts.method,
+                path = parts.uri.path(),
+                %rejection,
+                "callback rejected, answering 401"
+            );
+            return ResponseFuture {
+                state: State::Rejected {
+                    status: StatusCode::UNAUTHORIZED,
+                },
+                verifier: Arc::clone(&self.verifier),
+            };
+        }
         let limit = u64::try_from(self.body_limit).unwrap_or(u64::MAX);
         let declared = parts
             .headers
@@ -200,6 +221,10 @@ pin_project! {
             body: Collect<Limited<B>>,
             head: Option<(http::request::Parts, S)>,
         },
+        Verifying {
+            future: Pin<Box<dyn Future<Output = Verification> + Send>>,
+            service: Option<S>,
+        },
         Calling {
             #[pin]
             future: S::Future,
@@ -228,7 +253,7 @@ where
                 StateProj::Rejected { status } => return Poll::Ready(Ok(empty(*status))),
                 StateProj::Collecting { body, head } => {
                     let collected = ready!(body.poll(cx));
-                    let Some((mut parts, mut service)) = head.take() else {
+                    let Some((parts, service)) = head.take() else {
                         // Only reachable if polled again after a panic in `call`.
                         return Poll::Ready(Ok(empty(StatusCode::INTERNAL_SERVER_ERROR)));
                     };
@@ -258,26 +283,42 @@ where
                         }
                         Ok(collected) => {
                             let bytes = collected.to_bytes();
-                            match this.verifier.verify(&parts, &bytes) {
-                                Ok(verified) => {
-                                    tracing::debug!(%method, path, "callback verified");
-                                    parts.extensions.insert(verified);
-                                    let request = Request::from_parts(parts, B::from(bytes));
-                                    State::Calling {
-                                        future: service.call(request),
-                                    }
-                                }
-                                Err(rejection) => {
-                                    tracing::warn!(
-                                        %method,
-                                        path,
-                                        %rejection,
-                                        "callback rejected, answering 401"
-                                    );
-                                    State::Rejected {
-                                        status: StatusCode::UNAUTHORIZED,
-                                    }
-                                }
+                            let verifier = Arc::clone(this.verifier);
+                            State::Verifying {
+                                future: Box::pin(async move {
+                                    let result = verifier.verify_async(&parts, &bytes).await;
+                                    (parts, bytes, result)
+                                }),
+                                service: Some(service),
+                            }
+                        }
+                    }
+                }
+                StateProj::Verifying { future, service } => {
+                    let (mut parts, bytes, result) = ready!(future.as_mut().poll(cx));
+                    let Some(mut service) = service.take() else {
+                        return Poll::Ready(Ok(empty(StatusCode::INTERNAL_SERVER_ERROR)));
+                    };
+                    let method = &parts.method;
+                    let path = parts.uri.path();
+                    match result {
+                        Ok(verified) => {
+                            tracing::debug!(%method, path, "callback verified");
+                            parts.extensions.insert(verified);
+                            let request = Request::from_parts(parts, B::from(bytes));
+                            State::Calling {
+                                future: service.call(request),
+                            }
+                        }
+                        Err(rejection) => {
+                            tracing::warn!(
+                                %method,
+                                path,
+                                %rejection,
+                                "callback rejected, answering 401"
+                            );
+                            State::Rejected {
+                                status: StatusCode::UNAUTHORIZED,
                             }
                         }
                     }
@@ -287,6 +328,13 @@ where
         }
     }
 }
+
+/// The head, the body and what the verifier made of them.
+type Verification = (
+    http::request::Parts,
+    Bytes,
+    Result<super::Verified, super::Rejection>,
+);
 
 fn empty<B: Default>(status: StatusCode) -> Response<B> {
     let mut response = Response::new(B::default());

@@ -54,6 +54,8 @@ mod numbers;
 mod replay;
 mod webhook;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -62,32 +64,83 @@ use http::request::Parts;
 pub use application::ApplicationVerifier;
 pub use layer::{DEFAULT_BODY_LIMIT, ResponseFuture, Verify, VerifyLayer};
 pub use numbers::{NumbersVerifier, numbers_signature};
-pub use replay::Freshness;
+pub use replay::{
+    DEFAULT_REPLAY_CAPACITY, Freshness, RecordFuture, ReplayEntry, ReplayMemory, ReplayStore,
+};
 pub use webhook::{WebhookVerifier, webhook_signature};
+
+/// The future of [`Verifier::verify_async`].
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, Rejection>> + Send + 'a>>;
 
 /// Checks that a request comes from Sinch.
 ///
 /// Implementations are pure apart from their (injected) clock and replay
 /// memory: they read the request head and the exact body bytes, never the
 /// network. A verifier is shared by every request a [`VerifyLayer`] serves.
+///
+/// [`VerifyLayer`] asks [`precheck`](Self::precheck) before it reads any
+/// body, then [`verify_async`](Self::verify_async) with the body.
 pub trait Verifier: Send + Sync + 'static {
-    /// Verifies one request: its head and its complete body, as received.
+    /// Checks what the request head alone can tell: the signature headers
+    /// are present and well formed, the key is known, the signed timestamp
+    /// is fresh. A request failing here is rejected without reading its
+    /// body. The default accepts every head.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`] saying what is wrong with the head.
+    fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        let _ = request;
+        Ok(())
+    }
+
+    /// Verifies one request: its head and its complete body, as received,
+    /// remembering it in this process's replay memory.
     ///
     /// # Errors
     ///
     /// A [`Rejection`] saying why the request is not authentic, for the log.
     fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection>;
+
+    /// Like [`verify`](Self::verify), but remembers the request in the
+    /// verifier's shared [`ReplayStore`] when it has one (which may need the
+    /// network). The signature check itself stays synchronous; only the
+    /// record waits. The default calls `verify`.
+    ///
+    /// # Errors
+    ///
+    /// As `verify`; also [`Rejection::ReplayStoreUnavailable`] from a shared
+    /// store configured to fail closed.
+    fn verify_async<'a>(&'a self, request: &'a Parts, body: &'a [u8]) -> VerifyFuture<'a> {
+        Box::pin(std::future::ready(self.verify(request, body)))
+    }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
+    fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        (**self).precheck(request)
+    }
+
     fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
         (**self).verify(request, body)
+    }
+
+    fn verify_async<'a>(&'a self, request: &'a Parts, body: &'a [u8]) -> VerifyFuture<'a> {
+        (**self).verify_async(request, body)
     }
 }
 
 impl<V: Verifier + ?Sized> Verifier for Box<V> {
+    fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        (**self).precheck(request)
+    }
+
     fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
         (**self).verify(request, body)
+    }
+
+    fn verify_async<'a>(&'a self, request: &'a Parts, body: &'a [u8]) -> VerifyFuture<'a> {
+        (**self).verify_async(request, body)
     }
 }
 
@@ -183,6 +236,10 @@ pub enum Rejection {
     /// signature: every request is rejected (check the configuration).
     #[error("the verifier's secret is empty; rejecting every request")]
     EmptySecret,
+    /// The shared replay store could not be asked, and is configured to
+    /// fail closed (see [`RedisReplayStore`](crate::verify#replay-protection)).
+    #[error("replay store unavailable; failing closed")]
+    ReplayStoreUnavailable,
 }
 
 /// A duration as seconds, with milliseconds when there are any: `300s`, `600.008s`.

@@ -4,6 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +13,15 @@ use sha2::{Digest, Sha256};
 
 use super::Rejection;
 use crate::clock::{Clock, SystemClock, unix_seconds};
+
+/// How many accepted requests a verifier remembers by default: 65,536.
+///
+/// An entry is a 32-byte digest and an expiry, about 100 bytes with the
+/// maps' overhead, so a full memory is about 6 MiB; it fills only with
+/// verified requests (a forgery never takes room), and an entry leaves once
+/// its timestamp is stale. That covers about 218 callbacks a second
+/// sustained over the default 5-minute window.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 65_536;
 
 /// How far a signed timestamp may be from the verifier's clock.
 ///
@@ -90,12 +101,121 @@ impl Default for Freshness {
     }
 }
 
-/// The clock, freshness window and optional replay memory of a verifier.
+/// One accepted request as a replay store sees it: a SHA-256 digest of what
+/// identifies it (the webhook nonce, or the application-scheme signature),
+/// never the value itself, and how long it must be remembered.
+///
+/// Made by the verifiers once a request's signature and freshness are
+/// checked, so only verified requests ever reach a [`ReplayStore`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ReplayEntry {
+    digest: [u8; 32],
+    what: &'static str,
+    /// Unix seconds after which freshness rejects the request anyway; `u64::MAX` without a window.
+    expires: u64,
+    now: u64,
+    ttl: Option<Duration>,
+}
+
+impl ReplayEntry {
+    fn new(
+        what: &'static str,
+        value: &[u8],
+        freshness: Freshness,
+        timestamp: SystemTime,
+        now: SystemTime,
+    ) -> Self {
+        let digest = Sha256::new()
+            .chain_update(what.as_bytes())
+            .chain_update([0])
+            .chain_update(value)
+            .finalize()
+            .into();
+        // One second beyond the window's edge: the edge is inclusive, and
+        // `expires` is rounded up to whole seconds the same way.
+        let ttl = freshness.window.map(|(max_age, _)| {
+            (timestamp + max_age)
+                .duration_since(now)
+                .unwrap_or_default()
+                .saturating_add(Duration::from_secs(1))
+        });
+        Self {
+            digest,
+            what,
+            expires: freshness.fresh_until(timestamp),
+            now: unix_seconds(now),
+            ttl,
+        }
+    }
+
+    /// SHA-256 over the kind of value (`"nonce"` or `"signature"`), a zero
+    /// byte, and the value: the key a store remembers.
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// `"nonce"` (webhooks) or `"signature"` (application scheme), as in
+    /// [`Rejection::Replayed`].
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
+    /// How long to remember the entry: until its timestamp is stale, plus a
+    /// second. `None` when freshness is [disabled](Freshness::disabled).
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+}
+
+impl fmt::Debug for ReplayEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digest: String = self.digest[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        f.debug_struct("ReplayEntry")
+            .field("what", &self.what)
+            .field("digest", &format_args!("{digest}…"))
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// The future of [`ReplayStore::record`].
+pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send + 'a>>;
+
+/// Where verifiers remember the requests they accepted, to refuse a replay.
+///
+/// [`ReplayMemory`] (the default, one per verifier) remembers in this
+/// process; with the `redis` feature, [`RedisReplayStore`](super::RedisReplayStore)
+/// remembers for a whole fleet. A store is only asked about requests whose
+/// signature and timestamp were already verified.
+pub trait ReplayStore: Send + Sync + 'static {
+    /// Remembers `entry` for its [`ttl`](ReplayEntry::ttl).
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::Replayed`] if it was already remembered (the request is a
+    /// replay), or [`Rejection::ReplayStoreUnavailable`] if the store cannot
+    /// tell and is configured to fail closed.
+    fn record<'a>(&'a self, entry: &'a ReplayEntry) -> RecordFuture<'a>;
+}
+
+impl<S: ReplayStore + ?Sized> ReplayStore for Arc<S> {
+    fn record<'a>(&'a self, entry: &'a ReplayEntry) -> RecordFuture<'a> {
+        (**self).record(entry)
+    }
+}
+
+/// The clock, freshness window and replay stores of a verifier.
 #[derive(Clone)]
 pub(super) struct Window {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) freshness: Freshness,
-    pub(super) replay: Option<Arc<ReplayMemory>>,
+    /// This process's memory, used by [`Verifier::verify`](super::Verifier::verify).
+    pub(super) memory: Option<Arc<ReplayMemory>>,
+    /// A shared store, used instead by `verify_async` (and so by `VerifyLayer`).
+    pub(super) shared: Option<Arc<dyn ReplayStore>>,
 }
 
 impl Default for Window {
@@ -103,32 +223,58 @@ impl Default for Window {
         Self {
             clock: Arc::new(SystemClock),
             freshness: Freshness::default(),
-            replay: None,
+            memory: Some(Arc::new(ReplayMemory::new(DEFAULT_REPLAY_CAPACITY))),
+            shared: None,
         }
     }
 }
 
 impl Window {
-    /// Checks freshness, then (when enabled) that `replay_key` was not seen
-    /// while fresh, remembering it. Call only once the signature is valid,
-    /// so forged requests never take room in the memory.
-    pub(super) fn admit(
+    /// Checks that `timestamp` is inside the freshness window now.
+    pub(super) fn check_fresh(&self, timestamp: SystemTime) -> Result<(), Rejection> {
+        self.freshness.check(timestamp, self.clock.now())
+    }
+
+    /// Checks freshness, and makes the entry a store remembers. Call only
+    /// once the signature is valid, so forged requests never take room.
+    pub(super) fn entry(
         &self,
         timestamp: SystemTime,
         what: &'static str,
-        replay_key: &[u8],
-    ) -> Result<(), Rejection> {
+        value: &[u8],
+    ) -> Result<Option<ReplayEntry>, Rejection> {
         let now = self.clock.now();
         self.freshness.check(timestamp, now)?;
-        if let Some(replay) = &self.replay {
-            replay.remember(
-                what,
-                replay_key,
-                self.freshness.fresh_until(timestamp),
-                unix_seconds(now),
-            )?;
+        let remembered = self.memory.is_some() || self.shared.is_some();
+        Ok(remembered.then(|| ReplayEntry::new(what, value, self.freshness, timestamp, now)))
+    }
+
+    /// Remembers `entry` in this process's memory.
+    pub(super) fn remember(&self, entry: Option<&ReplayEntry>) -> Result<(), Rejection> {
+        match (entry, &self.memory) {
+            (Some(entry), Some(memory)) => memory.remember(entry),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Remembers `entry` in the shared store when there is one, else in
+    /// this process's memory.
+    pub(super) async fn record(&self, entry: Option<&ReplayEntry>) -> Result<(), Rejection> {
+        match (entry, &self.shared) {
+            (Some(entry), Some(shared)) => shared.record(entry).await,
+            _ => self.remember(entry),
+        }
+    }
+
+    #[cfg(test)]
+    fn admit(
+        &self,
+        timestamp: SystemTime,
+        what: &'static str,
+        value: &[u8],
+    ) -> Result<(), Rejection> {
+        let entry = self.entry(timestamp, what, value)?;
+        self.remember(entry.as_ref())
     }
 }
 
@@ -136,19 +282,21 @@ impl fmt::Debug for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Window")
             .field("freshness", &self.freshness)
-            .field("replay_capacity", &self.replay.as_ref().map(|r| r.capacity))
+            .field("replay_capacity", &self.memory.as_ref().map(|r| r.capacity))
+            .field("shared_replay_store", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// What was seen recently, bounded to `capacity` entries of 32 bytes (a
+/// Replay memory in this process: at most `capacity` entries of 32 bytes (a
 /// SHA-256 of the nonce or signature) plus an expiry.
 ///
 /// Entries leave when their timestamp is no longer fresh (freshness rejects a
 /// replay from then on) or, when full, soonest-expiring first. An evicted
 /// entry could be replayed until its timestamp goes stale, so size the
-/// capacity above the number of callbacks you expect within one window.
-pub(super) struct ReplayMemory {
+/// capacity above the number of callbacks you expect within one window
+/// (the default, [`DEFAULT_REPLAY_CAPACITY`], is 65,536).
+pub struct ReplayMemory {
     capacity: usize,
     seen: Mutex<Seen>,
 }
@@ -161,26 +309,25 @@ struct Seen {
 
 impl ReplayMemory {
     /// Memory for at most `capacity` entries (at least one).
-    pub(super) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
             seen: Mutex::new(Seen::default()),
         }
     }
 
-    fn remember(
-        &self,
-        what: &'static str,
-        value: &[u8],
-        expires: u64,
-        now: u64,
-    ) -> Result<(), Rejection> {
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(what.as_bytes())
-            .chain_update([0])
-            .chain_update(value)
-            .finalize()
-            .into();
+    /// The most entries it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Remembers `entry`, synchronously.
+    ///
+    /// # Errors
+    ///
+    /// [`Rejection::Replayed`] if it is already remembered.
+    pub fn remember(&self, entry: &ReplayEntry) -> Result<(), Rejection> {
+        let (key, expires, now) = (entry.digest, entry.expires, entry.now);
         // A poisoned lock only means another verification panicked mid-update;
         // the maps stay consistent enough to keep rejecting replays.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -192,7 +339,7 @@ impl ReplayMemory {
             seen.expiry.remove(&oldest);
         }
         if seen.expiry.contains_key(&key) {
-            return Err(Rejection::Replayed { what });
+            return Err(Rejection::Replayed { what: entry.what });
         }
         while seen.expiry.len() >= self.capacity {
             let Some(Reverse((_, evicted))) = seen.by_expiry.pop() else {
@@ -213,10 +360,30 @@ impl ReplayMemory {
     }
 }
 
+impl ReplayStore for ReplayMemory {
+    fn record<'a>(&'a self, entry: &'a ReplayEntry) -> RecordFuture<'a> {
+        Box::pin(std::future::ready(self.remember(entry)))
+    }
+}
+
+impl fmt::Debug for ReplayMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayMemory")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+
+    fn e(what: &'static str, value: &[u8], expires: u64, now: u64) -> ReplayEntry {
+        let mut entry = ReplayEntry::new(what, value, Freshness::disabled(), at(0), at(now));
+        entry.expires = expires;
+        entry
+    }
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -259,24 +426,24 @@ mod tests {
     #[test]
     fn replay_memory_rejects_a_value_seen_while_fresh() {
         let memory = ReplayMemory::new(10);
-        assert!(memory.remember("nonce", b"a", 100, 50).is_ok());
+        assert!(memory.remember(&e("nonce", b"a", 100, 50)).is_ok());
         assert_eq!(
-            memory.remember("nonce", b"a", 100, 60),
+            memory.remember(&e("nonce", b"a", 100, 60)),
             Err(Rejection::Replayed { what: "nonce" })
         );
         // The same bytes as a different kind of value are another entry.
-        assert!(memory.remember("signature", b"a", 100, 60).is_ok());
+        assert!(memory.remember(&e("signature", b"a", 100, 60)).is_ok());
     }
 
     #[test]
     fn replay_memory_forgets_entries_once_stale() {
         let memory = ReplayMemory::new(10);
-        memory.remember("nonce", b"a", 100, 50).unwrap();
-        memory.remember("nonce", b"b", 200, 50).unwrap();
+        memory.remember(&e("nonce", b"a", 100, 50)).unwrap();
+        memory.remember(&e("nonce", b"b", 200, 50)).unwrap();
         // At 101, "a" is stale (freshness would reject it) and is dropped.
-        memory.remember("nonce", b"c", 300, 101).unwrap();
+        memory.remember(&e("nonce", b"c", 300, 101)).unwrap();
         assert_eq!(memory.len(), 2);
-        assert!(memory.remember("nonce", b"a", 400, 101).is_ok());
+        assert!(memory.remember(&e("nonce", b"a", 400, 101)).is_ok());
     }
 
     #[test]
@@ -284,7 +451,7 @@ mod tests {
         let memory = ReplayMemory::new(3);
         for i in 0u32..1000 {
             memory
-                .remember("nonce", &i.to_be_bytes(), 10_000 + u64::from(i), 0)
+                .remember(&e("nonce", &i.to_be_bytes(), 10_000 + u64::from(i), 0))
                 .unwrap();
             assert!(memory.len() <= 3);
         }
@@ -292,12 +459,12 @@ mod tests {
         // The newest are kept; the soonest-expiring went first.
         assert!(
             memory
-                .remember("nonce", &999u32.to_be_bytes(), 20_000, 0)
+                .remember(&e("nonce", &999u32.to_be_bytes(), 20_000, 0))
                 .is_err()
         );
         assert!(
             memory
-                .remember("nonce", &0u32.to_be_bytes(), 20_000, 0)
+                .remember(&e("nonce", &0u32.to_be_bytes(), 20_000, 0))
                 .is_ok()
         );
     }
@@ -305,8 +472,8 @@ mod tests {
     #[test]
     fn zero_capacity_means_one() {
         let memory = ReplayMemory::new(0);
-        memory.remember("nonce", b"a", 100, 0).unwrap();
-        assert!(memory.remember("nonce", b"a", 100, 0).is_err());
+        memory.remember(&e("nonce", b"a", 100, 0)).unwrap();
+        assert!(memory.remember(&e("nonce", b"a", 100, 0)).is_err());
     }
 
     #[test]
@@ -315,7 +482,8 @@ mod tests {
         let window = Window {
             clock: Arc::new(clock.clone()),
             freshness: Freshness::symmetric(Duration::from_secs(300)),
-            replay: Some(Arc::new(ReplayMemory::new(10))),
+            memory: Some(Arc::new(ReplayMemory::new(10))),
+            shared: None,
         };
         assert!(matches!(
             window.admit(at(600), "nonce", b"old"),

@@ -11,8 +11,8 @@ use http::request::Parts;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use super::replay::{ReplayMemory, Window};
-use super::{Freshness, Rejection, Verified, Verifier, header, optional_header};
+use super::replay::{ReplayEntry, ReplayMemory, ReplayStore, Window};
+use super::{Freshness, Rejection, Verified, Verifier, VerifyFuture, header, optional_header};
 use crate::clock::Clock;
 use crate::scheme::application::hmac_sha256;
 
@@ -61,9 +61,17 @@ fn compute(secret: &[u8], body: &[u8], nonce: &str, timestamp: &str) -> ([u8; 44
 /// Reads `x-sinch-webhook-signature`, `-nonce` and `-timestamp` (Unix
 /// seconds), all required, and `-algorithm`, which must be `HmacSHA256` when
 /// present. The signature is recomputed over the raw body exactly as received
-/// (see [`webhook_signature`]) and compared in constant time; then the
-/// timestamp must be fresh and, with [`replay_protection`](Self::replay_protection),
-/// the nonce new.
+/// (see [`webhook_signature`]) and compared in constant time; the timestamp
+/// must be fresh and the nonce new (replay memory is on by default).
+///
+/// # The nonce
+///
+/// Sinch's nonces are 26-character ULIDs. The signed message is
+/// `body "." nonce "." timestamp` with no framing, so a nonce containing `.`
+/// would let anyone move the tail of a genuine body into the nonce and keep
+/// the signature valid. A nonce must therefore be **1 to 128 characters,
+/// ASCII letters, digits, `-` or `_`** ([`Rejection::MalformedHeader`]
+/// otherwise); with the digits-only timestamp, the message splits one way only.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -71,9 +79,7 @@ fn compute(secret: &[u8], body: &[u8], nonce: &str, timestamp: &str) -> ([u8; 44
 /// use sinch_auth::verify::{Rejection, Verifier, WebhookVerifier, webhook_signature};
 ///
 /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_736_760_161);
-/// let verifier = WebhookVerifier::new("SMSWebhooksSecret")
-///     .clock(ManualClock::new(now))
-///     .replay_protection(10_000);
+/// let verifier = WebhookVerifier::new("SMSWebhooksSecret").clock(ManualClock::new(now));
 ///
 /// let body = br#"{"status":"Delivered"}"#;
 /// let signature = webhook_signature("SMSWebhooksSecret", body, "n-1", "1736760161");
@@ -95,11 +101,22 @@ pub struct WebhookVerifier {
     window: Window,
 }
 
+/// The longest nonce accepted.
+const MAX_NONCE_LEN: usize = 128;
+
+/// What the head of a webhook says, checked before any body is read.
+struct Head<'a> {
+    signature: &'a str,
+    nonce: &'a str,
+    timestamp_text: &'a str,
+    timestamp: SystemTime,
+}
+
 impl WebhookVerifier {
     /// Verifies webhooks signed with `secret` (as set on the Conversation app
     /// or SMS webhook), with the default [`Freshness`], the system clock, and
-    /// no replay memory. An empty `secret` rejects every request
-    /// ([`Rejection::EmptySecret`]).
+    /// replay memory for [`DEFAULT_REPLAY_CAPACITY`](super::DEFAULT_REPLAY_CAPACITY)
+    /// nonces. An empty `secret` rejects every request ([`Rejection::EmptySecret`]).
     pub fn new(secret: impl Into<String>) -> Self {
         Self {
             secret: SecretString::from(secret.into()),
@@ -120,15 +137,33 @@ impl WebhookVerifier {
     }
 
     /// Rejects a nonce already accepted while its timestamp is fresh,
-    /// remembering at most `capacity` of them (at least one). Off by default.
+    /// remembering at most `capacity` of them (at least one) in this process.
+    /// On by default with [`DEFAULT_REPLAY_CAPACITY`](super::DEFAULT_REPLAY_CAPACITY).
     pub fn replay_protection(mut self, capacity: usize) -> Self {
-        self.window.replay = Some(Arc::new(ReplayMemory::new(capacity)));
+        self.window.memory = Some(Arc::new(ReplayMemory::new(capacity)));
         self
     }
-}
 
-impl Verifier for WebhookVerifier {
-    fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+    /// Remembers accepted nonces in `store` as well, for
+    /// [`verify_async`](Verifier::verify_async) and so for
+    /// [`VerifyLayer`](super::VerifyLayer): share one store (for example a
+    /// [`RedisReplayStore`](super::RedisReplayStore)) between the instances
+    /// of a fleet so that a replay is refused by all of them.
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.window.shared = Some(Arc::new(store));
+        self
+    }
+
+    /// Turns replay memory off: a webhook is then accepted as often as it
+    /// arrives while its timestamp is fresh. Only for receivers that
+    /// deduplicate on the nonce themselves.
+    pub fn without_replay_protection(mut self) -> Self {
+        self.window.memory = None;
+        self.window.shared = None;
+        self
+    }
+
+    fn head<'a>(&self, request: &'a Parts) -> Result<Head<'a>, Rejection> {
         if self.secret.expose_secret().is_empty() {
             return Err(Rejection::EmptySecret);
         }
@@ -140,26 +175,80 @@ impl Verifier for WebhookVerifier {
                 return Err(Rejection::UnsupportedAlgorithm { name: ALGORITHM });
             }
         }
-        if nonce.is_empty() {
-            return Err(Rejection::MalformedHeader {
-                name: NONCE,
-                reason: "empty",
-            });
-        }
+        check_nonce(nonce)?;
         let timestamp = parse_unix_seconds(timestamp_text)?;
+        self.window.check_fresh(timestamp)?;
+        Ok(Head {
+            signature,
+            nonce,
+            timestamp_text,
+            timestamp,
+        })
+    }
+
+    fn check(
+        &self,
+        request: &Parts,
+        body: &[u8],
+    ) -> Result<(Verified, Option<ReplayEntry>), Rejection> {
+        let head = self.head(request)?;
         let (expected, len) = compute(
             self.secret.expose_secret().as_bytes(),
             body,
-            nonce,
-            timestamp_text,
+            head.nonce,
+            head.timestamp_text,
         );
-        if !bool::from(expected[..len].ct_eq(signature.as_bytes())) {
+        if !bool::from(expected[..len].ct_eq(head.signature.as_bytes())) {
             return Err(Rejection::SignatureMismatch);
         }
-        self.window.admit(timestamp, "nonce", nonce.as_bytes())?;
-        Ok(Verified::Webhook {
-            nonce: nonce.to_owned(),
-            timestamp,
+        let entry = self
+            .window
+            .entry(head.timestamp, "nonce", head.nonce.as_bytes())?;
+        let verified = Verified::Webhook {
+            nonce: head.nonce.to_owned(),
+            timestamp: head.timestamp,
+        };
+        Ok((verified, entry))
+    }
+}
+
+/// See "The nonce" on [`WebhookVerifier`].
+fn check_nonce(nonce: &str) -> Result<(), Rejection> {
+    if nonce.is_empty() {
+        return Err(Rejection::MalformedHeader {
+            name: NONCE,
+            reason: "empty",
+        });
+    }
+    if nonce.len() > MAX_NONCE_LEN
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Rejection::MalformedHeader {
+            name: NONCE,
+            reason: "must be 1 to 128 ASCII letters, digits, '-' or '_'",
+        });
+    }
+    Ok(())
+}
+
+impl Verifier for WebhookVerifier {
+    fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        self.head(request).map(drop)
+    }
+
+    fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
+        let (verified, entry) = self.check(request, body)?;
+        self.window.remember(entry.as_ref())?;
+        Ok(verified)
+    }
+
+    fn verify_async<'a>(&'a self, request: &'a Parts, body: &'a [u8]) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            let (verified, entry) = self.check(request, body)?;
+            self.window.record(entry.as_ref()).await?;
+            Ok(verified)
         })
     }
 }
