@@ -312,6 +312,55 @@ impl HostPolicy {
     }
 }
 
+/// Whether the OAuth2 token endpoint `url` may receive the key id and key
+/// secret: by the same [`HostPolicy`] as API requests (`https` to a Sinch
+/// host or a domain [`allow_domain`](HostPolicy::allow_domain) added,
+/// loopback over `http` or `https` unless turned off), and never with
+/// userinfo (`user:password@`) in the authority, which would hide the real
+/// host from a reader and ship a second credential.
+///
+/// ```
+/// use sinch_auth::host::{HostPolicy, check_token_url};
+///
+/// let policy = HostPolicy::default();
+/// assert!(check_token_url(&policy, &"https://auth.sinch.com/oauth2/token".parse()?).is_ok());
+/// assert!(check_token_url(&policy, &"https://auth.sinch.com.evil.example/oauth2/token".parse()?).is_err());
+/// # Ok::<(), http::uri::InvalidUri>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidUrl`] for the field `auth host`, saying which rule
+/// the URL breaks (never its userinfo).
+pub fn check_token_url(policy: &HostPolicy, url: &http::Uri) -> Result<(), ConfigError> {
+    let invalid = |reason| ConfigError::InvalidUrl {
+        field: "auth host",
+        reason,
+    };
+    let authority = url.authority().ok_or(invalid("has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(invalid("must not carry userinfo (user:password@)"));
+    }
+    if !policy.allows(url.scheme_str(), authority.host()) {
+        return Err(invalid(
+            "may not receive credentials: https to a Sinch host (or an allowed domain), or loopback",
+        ));
+    }
+    Ok(())
+}
+
+/// `url` as text with any userinfo replaced by `[REDACTED]`, for `Debug`.
+pub(crate) fn without_userinfo(url: &http::Uri) -> String {
+    let text = url.to_string();
+    match url.authority().map(|a| a.as_str()) {
+        Some(authority) if authority.contains('@') => {
+            let host = authority.rsplit_once('@').map_or("", |(_, host)| host);
+            text.replacen(authority, &format!("[REDACTED]@{host}"), 1)
+        }
+        _ => text,
+    }
+}
+
 /// `localhost`, `127.0.0.0/8` and `::1` (with or without brackets).
 pub(crate) fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -414,6 +463,60 @@ mod tests {
         assert!(p.allows(Some("http"), "localhost"));
         assert!(!p.allows(Some("http"), "10.0.0.1"));
         assert!(!p.allows(Some("ftp"), "127.0.0.1"));
+    }
+
+    #[test]
+    fn token_urls_follow_the_host_policy_and_carry_no_userinfo() {
+        let url = |text: &str| text.parse::<http::Uri>().unwrap();
+        let mut policy = HostPolicy::default();
+        for ok in [
+            "https://auth.sinch.com/oauth2/token",
+            "https://AUTH.Sinch.COM/oauth2/token",
+            "https://auth.sinch.com./oauth2/token",
+            "http://127.0.0.1:8080/oauth2/token",
+        ] {
+            assert_eq!(check_token_url(&policy, &url(ok)), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://auth.sinch.com.evil.example/oauth2/token",
+            "https://auth.sinch.com.evil.example./oauth2/token",
+            "https://evilsinch.com/oauth2/token",
+            "http://auth.sinch.com/oauth2/token",
+            "https://auth.sinch.com@evil.example/oauth2/token",
+            "https://user:pw@auth.sinch.com/oauth2/token",
+            "/oauth2/token",
+        ] {
+            assert!(
+                matches!(
+                    check_token_url(&policy, &url(bad)),
+                    Err(ConfigError::InvalidUrl {
+                        field: "auth host",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        policy.allow_domain("proxy.example.com").unwrap();
+        assert!(check_token_url(&policy, &url("https://auth.proxy.example.com/t")).is_ok());
+        policy.set_loopback(false);
+        assert!(check_token_url(&policy, &url("http://127.0.0.1:8080/t")).is_err());
+    }
+
+    #[test]
+    fn userinfo_is_redacted_for_debug() {
+        let url = "https://user:pw@auth.sinch.com/oauth2/token"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            without_userinfo(&url),
+            "https://[REDACTED]@auth.sinch.com/oauth2/token"
+        );
+        let plain = "https://auth.sinch.com/oauth2/token".parse().unwrap();
+        assert_eq!(
+            without_userinfo(&plain),
+            "https://auth.sinch.com/oauth2/token"
+        );
     }
 
     #[test]

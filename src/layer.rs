@@ -322,6 +322,8 @@ impl SinchAuthBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
+        // The key secret goes to the token URL: the API host rule applies to it too.
+        crate::host::check_token_url(&self.policy, self.oauth2.token_url())?;
         let credentials = self.provider.credentials();
         let custom_source = self.token_source.is_some();
         let mut schemes: Vec<Scheme> = self.routes.iter().map(|r| r.scheme).collect();

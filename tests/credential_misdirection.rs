@@ -8,7 +8,8 @@ mod common;
 use common::{Capture, get};
 use http::header::AUTHORIZATION;
 use proptest::prelude::*;
-use sinch_auth::{Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
+use sinch_auth::token::OAuth2;
+use sinch_auth::{AccessKey, ConfigError, Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
 use tower::{Layer, ServiceExt};
 
 fn layer() -> SinchAuthLayer {
@@ -118,4 +119,97 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// A layer fetching OAuth2 tokens from `auth_host`, after `allow_domain`.
+fn oauth2_build(auth_host: &str, allow: Option<&str>) -> Result<SinchAuthLayer, ConfigError> {
+    let key = AccessKey::new("project-m", "key-id-m", "KEY-SECRET-m").unwrap();
+    let mut builder = SinchAuthLayer::builder(StaticCredentials::new(key))
+        .scheme(Scheme::OAuth2)
+        .auth_host(auth_host);
+    if let Some(domain) = allow {
+        builder = builder.allow_domain(domain);
+    }
+    builder.build()
+}
+
+#[test]
+fn token_host_look_alikes_fail_at_build_and_never_get_the_key_secret() {
+    for host in [
+        // suffix
+        "https://auth.sinch.com.evil.example",
+        "https://evilsinch.com",
+        "https://sinch.com-evil.example",
+        // trailing dot
+        "https://auth.sinch.com.evil.example.",
+        // case
+        "https://AUTH.SINCH.COM.EVIL.EXAMPLE",
+        // userinfo, hiding another host or carrying a second credential
+        "https://auth.sinch.com@evil.example",
+        "https://auth.sinch.com:443@evil.example",
+        "https://user:hunter2@auth.sinch.com",
+        // plain http off loopback
+        "http://auth.sinch.com",
+    ] {
+        let error = oauth2_build(host, None).err();
+        assert!(
+            matches!(
+                error,
+                Some(ConfigError::InvalidUrl {
+                    field: "auth host",
+                    ..
+                })
+            ),
+            "{host} built: {error:?}"
+        );
+        let text = format!("{error:?} {}", error.as_ref().unwrap());
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
+
+#[test]
+fn token_hosts_sinch_loopback_and_allowed_domains_build() {
+    for host in [
+        "https://auth.sinch.com",
+        "https://AUTH.Sinch.com",
+        "https://auth.sinch.com.",
+        "https://eu.auth.sinch.com",
+        "http://127.0.0.1:9",
+        "http://[::1]:9",
+    ] {
+        assert!(oauth2_build(host, None).is_ok(), "{host}");
+    }
+    // allow_domain widens the token host exactly as it widens API hosts,
+    // whichever is called first.
+    assert!(oauth2_build("https://auth.sinch-proxy.example", None).is_err());
+    assert!(
+        oauth2_build(
+            "https://auth.sinch-proxy.example",
+            Some("sinch-proxy.example")
+        )
+        .is_ok()
+    );
+    assert!(
+        oauth2_build(
+            "https://auth.sinch-proxy.example.evil.example",
+            Some("sinch-proxy.example")
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn token_host_userinfo_never_appears_in_debug() {
+    let key = AccessKey::new("project-m", "key-id-m", "KEY-SECRET-m").unwrap();
+    let builder = SinchAuthLayer::builder(StaticCredentials::new(key))
+        .scheme(Scheme::OAuth2)
+        .auth_host("https://user:hunter2@auth.sinch.com");
+    let debug = format!("{builder:?} {builder:#?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains("user:"), "{debug}");
+    assert!(debug.contains("auth.sinch.com"), "{debug}");
+    let source = OAuth2::new()
+        .auth_host("https://user:hunter2@auth.sinch.com")
+        .unwrap();
+    assert!(!format!("{source:?}").contains("hunter2"));
 }

@@ -151,7 +151,10 @@ impl Default for OAuth2 {
 impl fmt::Debug for OAuth2 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuth2")
-            .field("token_url", &self.token_url)
+            .field(
+                "token_url",
+                &format_args!("{}", crate::host::without_userinfo(&self.token_url)),
+            )
             .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
