@@ -51,6 +51,8 @@
 mod application;
 mod layer;
 mod numbers;
+#[cfg(feature = "redis")]
+mod redis;
 mod replay;
 mod webhook;
 
@@ -68,6 +70,10 @@ pub use replay::{
     DEFAULT_REPLAY_CAPACITY, Freshness, RecordFuture, ReplayEntry, ReplayMemory, ReplayStore,
 };
 pub use webhook::{WebhookVerifier, webhook_signature};
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisReplayStore, WhenUnavailable};
 
 /// The future of [`Verifier::verify_async`].
 pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, Rejection>> + Send + 'a>>;
