@@ -34,7 +34,7 @@ async fn handler(Extension(verified): Extension<Verified>, body: Bytes) -> Strin
     let what = match verified {
         Verified::Application { key, .. } => format!("signed by application {key}"),
         Verified::Webhook { nonce, .. } => format!("webhook with nonce {nonce}"),
-        Verified::Numbers => "Numbers callback".to_owned(),
+        Verified::Numbers { .. } => "Numbers callback".to_owned(),
         other => format!("{other:?}"),
     };
     format!("accepted {} bytes: {what}", body.len())

@@ -514,7 +514,7 @@ pub fn application_verifier(data: &[u8]) {
                 );
             }
         }
-        Ok(Verified::Basic { key }) => {
+        Ok(Verified::Basic { key, .. }) => {
             assert_eq!(key, APP_KEY);
             let presented = parts.headers["authorization"].to_str().unwrap();
             let (scheme, token) = presented.split_once(' ').unwrap();
@@ -616,6 +616,7 @@ pub fn webhook_verifier(data: &[u8]) {
             let Verified::Webhook {
                 nonce: accepted,
                 timestamp,
+                ..
             } = verified
             else {
                 panic!("{verified:?}")
@@ -687,7 +688,7 @@ pub fn numbers_verifier(data: &[u8]) {
     if let Some(parts) = head("POST", b"numbers", &[("x-sinch-signature", &signature)]) {
         match verifier.verify(&parts, body) {
             Ok(verified) => {
-                assert_eq!(verified, Verified::Numbers);
+                assert!(matches!(verified, Verified::Numbers { .. }));
                 assert_eq!(signature, expected.as_bytes(), "accepted a wrong signature");
             }
             Err(rejection) => check_rejection(&rejection, &[NUMBERS_SECRET], &expected),
@@ -699,7 +700,10 @@ pub fn numbers_verifier(data: &[u8]) {
         &[("x-sinch-signature", expected.as_bytes())],
     )
     .unwrap();
-    assert_eq!(verifier.verify(&parts, body), Ok(Verified::Numbers));
+    assert!(matches!(
+        verifier.verify(&parts, body),
+        Ok(Verified::Numbers { .. })
+    ));
     let mut tampered = body.to_vec();
     match tampered.last_mut() {
         Some(b) => *b = b.wrapping_add(1),

@@ -111,7 +111,7 @@ use crate::verify::VerifyLayer;
 /// use tower::ServiceExt as _;
 ///
 /// async fn numbers_event(VerifiedCallback(verified): VerifiedCallback, body: String) -> String {
-///     assert_eq!(verified, Verified::Numbers);
+///     assert!(matches!(verified, Verified::Numbers { .. }));
 ///     body
 /// }
 ///
@@ -192,7 +192,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::verify::{NumbersVerifier, VerifyLayer, numbers_signature};
+    use crate::verify::{NumbersVerifier, SecretUsed, VerifyLayer, numbers_signature};
 
     async fn handler(VerifiedCallback(verified): VerifiedCallback, body: String) -> String {
         format!("{verified:?} {body}")
@@ -220,7 +220,7 @@ mod tests {
         );
         assert_eq!(
             answer(router, signed("{}")).await,
-            (StatusCode::OK, "Numbers {}".to_owned())
+            (StatusCode::OK, "Numbers { secret: Current } {}".to_owned())
         );
     }
 
@@ -235,8 +235,11 @@ mod tests {
 
     #[test]
     fn derefs_and_converts_to_verified() {
-        let callback = VerifiedCallback(Verified::Numbers);
-        assert_eq!(*callback, Verified::Numbers);
-        assert_eq!(Verified::from(callback), Verified::Numbers);
+        let numbers = Verified::Numbers {
+            secret: SecretUsed::Current,
+        };
+        let callback = VerifiedCallback(numbers.clone());
+        assert_eq!(*callback, numbers);
+        assert_eq!(Verified::from(callback), numbers);
     }
 }

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use sinch_auth::ApplicationCredentials;
 use sinch_auth::clock::ManualClock;
 use sinch_auth::scheme::application::{format_timestamp, sign};
-use sinch_auth::verify::{ApplicationVerifier, Freshness, Rejection, Verified, Verifier};
+use sinch_auth::verify::{
+    ApplicationVerifier, Freshness, Rejection, SecretUsed, Verified, Verifier,
+};
 
 const C1_KEY: &str = "669E367E-6BBA-48AB-AF15-266871C28135";
 const C1_SECRET: &str = "BeIukql3pTKJ8RGL5zo0DA==";
@@ -56,7 +58,8 @@ fn c1_is_valid() {
         verified,
         Verified::Application {
             key: C1_KEY.into(),
-            timestamp: at(1_411_556_381)
+            timestamp: at(1_411_556_381),
+            secret: SecretUsed::Current,
         }
     );
 }
@@ -143,7 +146,10 @@ fn basic_app_key_and_secret_verify_only_when_allowed() {
         ApplicationVerifier::new(app())
             .allow_basic()
             .verify(&parts, b"{}"),
-        Ok(Verified::Basic { key: C1_KEY.into() })
+        Ok(Verified::Basic {
+            key: C1_KEY.into(),
+            secret: SecretUsed::Current
+        })
     );
 }
 

@@ -23,7 +23,7 @@ use sinch_auth::ApplicationCredentials;
 use sinch_auth::clock::ManualClock;
 use sinch_auth::scheme::application::{format_timestamp, sign};
 use sinch_auth::verify::{
-    ApplicationVerifier, NumbersVerifier, Verified, VerifyLayer, WebhookVerifier,
+    ApplicationVerifier, NumbersVerifier, SecretUsed, Verified, VerifyLayer, WebhookVerifier,
     numbers_signature, webhook_signature,
 };
 
@@ -184,7 +184,8 @@ async fn signed_voice_callback_reaches_the_handler_with_the_exact_bytes() {
         seen[0].0,
         Verified::Application {
             key: APP_KEY.into(),
-            timestamp: now()
+            timestamp: now(),
+            secret: SecretUsed::Current,
         }
     );
 }
@@ -225,7 +226,8 @@ async fn signed_conversation_webhook_reaches_the_handler_with_the_exact_bytes() 
         vec![(
             Verified::Webhook {
                 nonce: "n-1".into(),
-                timestamp: now()
+                timestamp: now(),
+                secret: SecretUsed::Current,
             },
             Bytes::from_static(CONVERSATION_BODY)
         )]
@@ -277,7 +279,12 @@ async fn signed_numbers_callback_is_accepted_and_tampered_one_rejected() {
     );
     assert_eq!(
         server.seen(),
-        vec![(Verified::Numbers, Bytes::from_static(NUMBERS_BODY))]
+        vec![(
+            Verified::Numbers {
+                secret: SecretUsed::Current
+            },
+            Bytes::from_static(NUMBERS_BODY)
+        )]
     );
 }
 
@@ -380,6 +387,11 @@ async fn chunked_signed_body_within_the_limit_is_verified_whole() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         server.seen(),
-        vec![(Verified::Numbers, Bytes::from_static(NUMBERS_BODY))]
+        vec![(
+            Verified::Numbers {
+                secret: SecretUsed::Current
+            },
+            Bytes::from_static(NUMBERS_BODY)
+        )]
     );
 }

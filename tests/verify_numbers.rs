@@ -1,7 +1,9 @@
 //! Numbers callbacks (spec §5).
 
 use proptest::prelude::*;
-use sinch_auth::verify::{NumbersVerifier, Rejection, Verified, Verifier, numbers_signature};
+use sinch_auth::verify::{
+    NumbersVerifier, Rejection, SecretUsed, Verified, Verifier, numbers_signature,
+};
 
 const N1_BODY: &str = r#"{"eventId":"01j3fycq0fyqq3gkgxb0g5ekbz","timestamp":"2024-07-23T14:02:14.415637289","projectId":"b8bae3c6-e7df-422b-9401-8ae3ee3e0aff","resourceId":"+12053017799","resourceType":"ACTIVE_NUMBER","eventType":"PROVISIONING_TO_VOICE_PLATFORM","status":"SUCCEEDED","failureCode":null}"#;
 const N2_BODY: &str = r#"{"eventId":"01hpa0mww4m79q8j2dwn3ggbgz","timestamp":"2024-02-10T17:22:09.412722588","projectId":"37b62a7b-0177-abcd-efgh-e10f848de123","resourceId":"+17818510001","resourceType":"ACTIVE_NUMBER","eventType":"DEPROVISIONING_FROM_VOICE_PLATFORM","status":"SUCCEEDED","failureCode":null}"#;
@@ -28,7 +30,9 @@ fn n1_is_valid() {
             "e289b8fac44491417aeceee28d2715840b5f1aca",
             N1_BODY.as_bytes()
         ),
-        Some(Ok(Verified::Numbers))
+        Some(Ok(Verified::Numbers {
+            secret: SecretUsed::Current
+        }))
     );
 }
 
@@ -40,7 +44,9 @@ fn n2_is_valid() {
             "b93021e0182c2772dbcdf4e8983ae8f409e78c3b",
             N2_BODY.as_bytes()
         ),
-        Some(Ok(Verified::Numbers))
+        Some(Ok(Verified::Numbers {
+            secret: SecretUsed::Current
+        }))
     );
 }
 
@@ -77,7 +83,7 @@ proptest! {
     #[test]
     fn signed_callbacks_verify(secret in "[ -~]{1,32}", body in prop::collection::vec(any::<u8>(), 0..300)) {
         let signature = numbers_signature(&secret, &body);
-        prop_assert_eq!(verify(&secret, &signature, &body).unwrap(), Ok(Verified::Numbers));
+        prop_assert_eq!(verify(&secret, &signature, &body).unwrap(), Ok(Verified::Numbers { secret: SecretUsed::Current }));
     }
 
     #[test]

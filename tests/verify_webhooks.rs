@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 use http::request::Parts;
 use proptest::prelude::*;
 use sinch_auth::clock::ManualClock;
-use sinch_auth::verify::{Rejection, Verified, Verifier, WebhookVerifier, webhook_signature};
+use sinch_auth::verify::{
+    Rejection, SecretUsed, Verified, Verifier, WebhookVerifier, webhook_signature,
+};
 
 const H1_BODY: &str = r#"{"app_id":"","accepted_time":"2021-10-18T17:49:13.813615Z","project_id":"e2df3a34-a71b-4448-9db5-a8d2baad28e4","contact_create_notification":{"contact":{"id":"01FJA8B466Y0R2GNXD78MD9SM1","channel_identities":[{"channel":"SMS","identity":"48123456789","app_id":""}],"display_name":"New Test Contact","email":"new.contact@email.com","external_id":"","metadata":"","language":"EN_US"}},"message_metadata":""}"#;
 const H2_BODY: &str = r#"{"at":"2025-01-13T09:22:40.914Z","batch_id":"01JHFFHQ0P99JPPNQPJDV7JTBP","client_reference":"a client reference","code":0,"operator_status_at":"2025-01-13T09:22:00Z","recipient":"33662162466","status":"Delivered","type":"recipient_delivery_report_sms"}"#;
@@ -39,7 +41,8 @@ fn h1_conversation_webhook_is_valid() {
         verifier.verify(&parts, H1_BODY.as_bytes()),
         Ok(Verified::Webhook {
             nonce: "01FJA8B4A7BM43YGWSG9GBV067".into(),
-            timestamp: at(1_634_579_353)
+            timestamp: at(1_634_579_353),
+            secret: SecretUsed::Current,
         })
     );
 }
@@ -154,7 +157,7 @@ proptest! {
     #[test]
     fn signed_webhooks_verify(s in signed_strategy()) {
         let result = verify(&s, &s.timestamp).unwrap();
-        prop_assert_eq!(result, Ok(Verified::Webhook { nonce: s.nonce.clone(), timestamp: at(s.timestamp.parse().unwrap()) }));
+        prop_assert_eq!(result, Ok(Verified::Webhook { nonce: s.nonce.clone(), timestamp: at(s.timestamp.parse().unwrap()), secret: SecretUsed::Current }));
     }
 
     #[test]

@@ -2,19 +2,21 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::request::Parts;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::replay::{ReplayEntry, ReplayMemory, ReplayStore, Window};
+use super::rotation::{Keyring, SecretUsed};
 use super::{Freshness, Rejection, Verified, Verifier, VerifyFuture, header, optional_header};
-use crate::ApplicationCredentials;
 use crate::clock::Clock;
+use crate::error::{ConfigError, CredentialKind};
 use crate::scheme::application::Signature;
+use crate::{ApplicationCredentials, CredentialProvider, Credentials};
 
 const AUTHORIZATION: &str = "authorization";
 const TIMESTAMP: &str = "x-timestamp";
@@ -69,9 +71,9 @@ const CONTENT_TYPE: &str = "content-type";
 /// ```
 #[must_use]
 pub struct ApplicationVerifier {
-    app: ApplicationCredentials,
-    /// The token part of the expected `Basic` header, when Basic is allowed.
-    basic: Option<SecretString>,
+    /// Each entry holds application credentials.
+    keys: Keyring<Credentials>,
+    allow_basic: bool,
     window: Window,
 }
 
@@ -82,10 +84,61 @@ impl ApplicationVerifier {
     /// and Basic not accepted.
     pub fn new(app: ApplicationCredentials) -> Self {
         Self {
-            app,
-            basic: None,
+            keys: Keyring::fixed(Credentials::from(app), same_application),
+            allow_basic: false,
             window: Window::default(),
         }
+    }
+
+    /// Takes the application credentials from `provider` (the same
+    /// [`CredentialProvider`] the outbound layer uses, such as
+    /// [`RotatingCredentials`](crate::RotatingCredentials)) at every
+    /// verification. After a rotation of the application key or secret, the
+    /// replaced credentials are still accepted for the
+    /// [grace period](Self::grace_period), counted on this verifier's clock
+    /// from the first verification that sees the change. A change that
+    /// leaves no application credentials is ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingCredential`] if the provider's current
+    /// credentials hold no application key and secret.
+    pub fn from_provider(provider: impl CredentialProvider) -> Result<Self, ConfigError> {
+        let current = provider.credentials();
+        if current.application().is_none() {
+            return Err(ConfigError::MissingCredential {
+                scheme: "application callback verification",
+                needs: CredentialKind::Application,
+            });
+        }
+        let fetch = Box::new(move |held: &Arc<Credentials>| {
+            if provider.current_id() == held.id() {
+                return None;
+            }
+            let now = provider.credentials();
+            now.application().is_some().then_some(now)
+        });
+        Ok(Self {
+            keys: Keyring::rotating(current, fetch, same_application),
+            allow_basic: false,
+            window: Window::default(),
+        })
+    }
+
+    /// Also accepts callbacks signed with `older` (reported as
+    /// [`SecretUsed::Listed`]), for deployments that rotate by redeploying:
+    /// keep the old application here until no callback signed with it can arrive.
+    pub fn also_accept(mut self, older: ApplicationCredentials) -> Self {
+        self.keys.add_listed(Credentials::from(older));
+        self
+    }
+
+    /// How long the previous credentials are accepted after a rotation of
+    /// the [provider](Self::from_provider) (default
+    /// [`DEFAULT_GRACE_PERIOD`](super::DEFAULT_GRACE_PERIOD), one hour).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.keys.set_grace(grace);
+        self
     }
 
     /// Also accepts `authorization: Basic base64(appKey:appSecret)` (the
@@ -93,13 +146,7 @@ impl ApplicationVerifier {
     /// callbacks are set to Basic authentication. Basic carries no timestamp:
     /// neither freshness nor replay protection applies to it.
     pub fn allow_basic(mut self) -> Self {
-        let expected = crate::scheme::application::basic(&self.app);
-        let token = expected
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Basic "))
-            .unwrap_or_default();
-        self.basic = Some(SecretString::from(token.to_owned()));
+        self.allow_basic = true;
         self
     }
 
@@ -109,7 +156,7 @@ impl ApplicationVerifier {
         self
     }
 
-    /// Sets the clock freshness is checked against.
+    /// Sets the clock freshness and the grace period are checked against.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.window.clock = Arc::new(clock);
         self
@@ -132,8 +179,8 @@ impl ApplicationVerifier {
     /// Remembers accepted signatures in `store` as well, for
     /// [`verify_async`](Verifier::verify_async) and so for
     /// [`VerifyLayer`](super::VerifyLayer): share one store (for example a
-    /// [`RedisReplayStore`](super::RedisReplayStore)) between the instances
-    /// of a fleet so that a replay is refused by all of them.
+    /// `RedisReplayStore`, feature `redis`) between the instances of a fleet
+    /// so that a replay is refused by all of them.
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
         self.window.shared = Some(Arc::new(store));
         self
@@ -149,11 +196,17 @@ impl ApplicationVerifier {
         self
     }
 
+    /// The applications accepted now, the current one first.
+    fn applications(&self) -> Vec<(Arc<Credentials>, SecretUsed)> {
+        self.keys.candidates(self.window.clock.now())
+    }
+
     /// The head of an application-signed request: key, timestamp, signature.
     fn signed_head<'a>(
         &self,
         request: &'a Parts,
         credentials: &'a str,
+        apps: &[(Arc<Credentials>, SecretUsed)],
     ) -> Result<SignedHead<'a>, Rejection> {
         let (key, signature) = credentials.trim_start_matches(' ').split_once(':').ok_or(
             Rejection::MalformedHeader {
@@ -161,7 +214,7 @@ impl ApplicationVerifier {
                 reason: "expected application {key}:{signature}",
             },
         )?;
-        if key != self.app.key() {
+        if !apps.iter().any(|(c, _)| app_of(c).key() == key) {
             return Err(Rejection::UnknownKey);
         }
         let timestamp_text = header(request, TIMESTAMP)?;
@@ -182,40 +235,45 @@ impl ApplicationVerifier {
         request: &Parts,
         body: &[u8],
         credentials: &str,
+        apps: &[(Arc<Credentials>, SecretUsed)],
     ) -> Result<(Verified, Option<ReplayEntry>), Rejection> {
-        let head = self.signed_head(request, credentials)?;
-        let expected = Signature::compute(
-            self.app.decoded_secret().expose_secret(),
-            request.method.as_str().as_bytes(),
-            request.uri.path(),
-            head.content_type.as_bytes(),
-            body,
-            head.timestamp_text.as_bytes(),
-        );
-        if !bool::from(expected.as_bytes().ct_eq(head.signature.as_bytes())) {
+        let head = self.signed_head(request, credentials, apps)?;
+        let matched = apps
+            .iter()
+            .filter(|(c, _)| app_of(c).key() == head.key)
+            .find_map(|(c, used)| {
+                let expected = Signature::compute(
+                    app_of(c).decoded_secret().expose_secret(),
+                    request.method.as_str().as_bytes(),
+                    request.uri.path(),
+                    head.content_type.as_bytes(),
+                    body,
+                    head.timestamp_text.as_bytes(),
+                );
+                bool::from(expected.as_bytes().ct_eq(head.signature.as_bytes())).then_some(*used)
+            });
+        let Some(secret) = matched else {
             return Err(Rejection::SignatureMismatch);
-        }
+        };
         let entry = self
             .window
             .entry(head.timestamp, "signature", head.signature.as_bytes())?;
         let verified = Verified::Application {
             key: head.key.to_owned(),
             timestamp: head.timestamp,
+            secret,
         };
         Ok((verified, entry))
     }
 
     /// Which scheme the request uses, and its credentials.
-    fn scheme<'a>(&'a self, request: &'a Parts) -> Result<Scheme<'a>, Rejection> {
+    fn scheme<'a>(&self, request: &'a Parts) -> Result<Scheme<'a>, Rejection> {
         let authorization = header(request, AUTHORIZATION)?;
         let (scheme, credentials) = authorization.split_once(' ').unwrap_or((authorization, ""));
         if scheme.eq_ignore_ascii_case("application") {
             Ok(Scheme::Signed(credentials))
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            match &self.basic {
-                Some(expected) => Ok(Scheme::Basic(expected, credentials)),
-                None => Err(Rejection::UnsupportedScheme),
-            }
+        } else if scheme.eq_ignore_ascii_case("basic") && self.allow_basic {
+            Ok(Scheme::Basic(credentials))
         } else {
             Err(Rejection::UnsupportedScheme)
         }
@@ -226,48 +284,75 @@ impl ApplicationVerifier {
         request: &Parts,
         body: &[u8],
     ) -> Result<(Verified, Option<ReplayEntry>), Rejection> {
-        match self.scheme(request)? {
-            Scheme::Signed(credentials) => self.verify_signed(request, body, credentials),
-            Scheme::Basic(expected, credentials) => {
-                Ok((self.verify_basic(expected, credentials)?, None))
-            }
+        let scheme = self.scheme(request)?;
+        let apps = self.applications();
+        match scheme {
+            Scheme::Signed(credentials) => self.verify_signed(request, body, credentials, &apps),
+            Scheme::Basic(credentials) => Ok((verify_basic(credentials, &apps)?, None)),
         }
     }
+}
 
-    fn verify_basic(
-        &self,
-        expected: &SecretString,
-        credentials: &str,
-    ) -> Result<Verified, Rejection> {
-        let token = credentials.trim_start_matches(' ');
-        if bool::from(expected.expose_secret().as_bytes().ct_eq(token.as_bytes())) {
+/// The application credentials of a keyring entry (every entry has them).
+fn app_of(credentials: &Credentials) -> &ApplicationCredentials {
+    credentials
+        .application()
+        .expect("the keyring holds only credentials with an application")
+}
+
+fn same_application(a: &Credentials, b: &Credentials) -> bool {
+    match (a.application(), b.application()) {
+        (Some(a), Some(b)) => {
+            a.key() == b.key()
+                && a.decoded_secret().expose_secret() == b.decoded_secret().expose_secret()
+        }
+        _ => false,
+    }
+}
+
+fn verify_basic(
+    credentials: &str,
+    apps: &[(Arc<Credentials>, SecretUsed)],
+) -> Result<Verified, Rejection> {
+    let token = credentials.trim_start_matches(' ');
+    for (c, used) in apps {
+        let app = app_of(c);
+        let expected = crate::scheme::application::basic(app);
+        let expected = expected.as_bytes();
+        let expected = expected.strip_prefix(b"Basic ").unwrap_or(expected);
+        if bool::from(expected.ct_eq(token.as_bytes())) {
             return Ok(Verified::Basic {
-                key: self.app.key().to_owned(),
+                key: app.key().to_owned(),
+                secret: *used,
             });
         }
-        // Only to tell the log which part is wrong; the decoded bytes are dropped here.
-        let decoded = zeroize::Zeroizing::new(STANDARD.decode(token).map_err(|_| {
-            Rejection::MalformedHeader {
-                name: AUTHORIZATION,
-                reason: "Basic credentials are not base64",
-            }
-        })?);
-        match decoded.iter().position(|&b| b == b':') {
-            Some(colon) if decoded[..colon] != *self.app.key().as_bytes() => {
-                Err(Rejection::UnknownKey)
-            }
-            Some(_) => Err(Rejection::CredentialsMismatch),
-            None => Err(Rejection::MalformedHeader {
-                name: AUTHORIZATION,
-                reason: "Basic credentials lack a ':'",
-            }),
+    }
+    // Only to tell the log which part is wrong; the decoded bytes are dropped here.
+    let decoded = zeroize::Zeroizing::new(STANDARD.decode(token).map_err(|_| {
+        Rejection::MalformedHeader {
+            name: AUTHORIZATION,
+            reason: "Basic credentials are not base64",
         }
+    })?);
+    match decoded.iter().position(|&b| b == b':') {
+        Some(colon)
+            if !apps
+                .iter()
+                .any(|(c, _)| decoded[..colon] == *app_of(c).key().as_bytes()) =>
+        {
+            Err(Rejection::UnknownKey)
+        }
+        Some(_) => Err(Rejection::CredentialsMismatch),
+        None => Err(Rejection::MalformedHeader {
+            name: AUTHORIZATION,
+            reason: "Basic credentials lack a ':'",
+        }),
     }
 }
 
 enum Scheme<'a> {
     Signed(&'a str),
-    Basic(&'a SecretString, &'a str),
+    Basic(&'a str),
 }
 
 struct SignedHead<'a> {
@@ -280,12 +365,12 @@ struct SignedHead<'a> {
 
 impl Verifier for ApplicationVerifier {
     fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
-        match self.scheme(request)? {
-            Scheme::Signed(credentials) => self.signed_head(request, credentials).map(drop),
+        let scheme = self.scheme(request)?;
+        let apps = self.applications();
+        match scheme {
+            Scheme::Signed(credentials) => self.signed_head(request, credentials, &apps).map(drop),
             // Basic needs no body: check it all here.
-            Scheme::Basic(expected, credentials) => {
-                self.verify_basic(expected, credentials).map(drop)
-            }
+            Scheme::Basic(credentials) => verify_basic(credentials, &apps).map(drop),
         }
     }
 
@@ -306,9 +391,12 @@ impl Verifier for ApplicationVerifier {
 
 impl fmt::Debug for ApplicationVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let apps = self.applications();
+        let keys: Vec<&str> = apps.iter().map(|(c, _)| app_of(c).key()).collect();
         f.debug_struct("ApplicationVerifier")
-            .field("app", &self.app)
-            .field("allow_basic", &self.basic.is_some())
+            .field("keys", &keys)
+            .field("rotation", &self.keys)
+            .field("allow_basic", &self.allow_basic)
             .field("window", &self.window)
             .finish()
     }
@@ -488,7 +576,8 @@ mod tests {
         assert_eq!(
             verifier.verify(&parts, b""),
             Ok(Verified::Basic {
-                key: "my-app".into()
+                key: "my-app".into(),
+                secret: SecretUsed::Current,
             })
         );
         let lower = header.replacen("Basic", "basic", 1);

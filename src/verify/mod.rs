@@ -54,6 +54,7 @@ mod numbers;
 #[cfg(feature = "redis")]
 mod redis;
 mod replay;
+mod rotation;
 mod webhook;
 
 use std::future::Future;
@@ -69,6 +70,7 @@ pub use numbers::{NumbersVerifier, numbers_signature};
 pub use replay::{
     DEFAULT_REPLAY_CAPACITY, Freshness, RecordFuture, ReplayEntry, ReplayMemory, ReplayStore,
 };
+pub use rotation::{DEFAULT_GRACE_PERIOD, RotatingSecret, SecretSource, SecretUsed};
 pub use webhook::{WebhookVerifier, webhook_signature};
 
 #[cfg(feature = "redis")]
@@ -161,11 +163,15 @@ pub enum Verified {
         key: String,
         /// The signed `x-timestamp`.
         timestamp: SystemTime,
+        /// Which of the verifier's application secrets matched.
+        secret: SecretUsed,
     },
     /// A Verification callback carrying `Basic appKey:appSecret`.
     Basic {
         /// The application key.
         key: String,
+        /// Which of the verifier's application secrets matched.
+        secret: SecretUsed,
     },
     /// A Conversation or SMS webhook.
     Webhook {
@@ -173,9 +179,14 @@ pub enum Verified {
         nonce: String,
         /// The signed timestamp.
         timestamp: SystemTime,
+        /// Which of the verifier's webhook secrets matched.
+        secret: SecretUsed,
     },
     /// A Numbers callback.
-    Numbers,
+    Numbers {
+        /// Which of the verifier's callback secrets matched.
+        secret: SecretUsed,
+    },
 }
 
 /// Why a request was rejected. `Display` is meant for the server's log: it

@@ -1,6 +1,8 @@
 //! Numbers callbacks (spec §5).
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use http::request::Parts;
@@ -8,7 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
+use super::rotation::{Keyring, SecretSource, SecretUsed};
 use super::{Rejection, Verified, Verifier, header};
+use crate::clock::{Clock, SystemClock};
 
 const SIGNATURE: &str = "x-sinch-signature";
 
@@ -45,11 +49,16 @@ fn compute(secret: &[u8], body: &[u8]) -> [u8; 40] {
 /// [`numbers_signature`]), compared in constant time.
 ///
 /// Numbers callbacks carry no timestamp and no nonce, so there is no
-/// freshness window or replay memory here: a captured callback stays valid.
-/// Deduplicate on the body's `eventId` if that matters to you.
+/// freshness window and no replay memory here: a captured callback stays
+/// valid. Replay memory cannot fix that: without a signed time there is no
+/// moment after which an entry may be forgotten, so the memory would either
+/// grow without bound or forget entries that then replay again, and a
+/// genuine retry by Sinch (the same body, so the same signature) would be
+/// refused like a replay. Deduplicate on the body's `eventId`, which is
+/// yours to keep as long as your records need.
 ///
 /// ```
-/// use sinch_auth::verify::{NumbersVerifier, Verified, Verifier, numbers_signature};
+/// use sinch_auth::verify::{NumbersVerifier, SecretUsed, Verified, Verifier, numbers_signature};
 ///
 /// let verifier = NumbersVerifier::new("my-callback-secret");
 /// let body = br#"{"eventId":"01hpa0mww4m79q8j2dwn3ggbgz"}"#;
@@ -57,44 +66,106 @@ fn compute(secret: &[u8], body: &[u8]) -> [u8; 40] {
 ///     .header("X-Sinch-Signature", numbers_signature("my-callback-secret", body))
 ///     .body(())?
 ///     .into_parts();
-/// assert_eq!(verifier.verify(&parts, body), Ok(Verified::Numbers));
+/// assert_eq!(verifier.verify(&parts, body), Ok(Verified::Numbers { secret: SecretUsed::Current }));
 /// # Ok::<(), http::Error>(())
 /// ```
 #[must_use]
 pub struct NumbersVerifier {
-    secret: SecretString,
+    secrets: Keyring<SecretString>,
+    /// Only for the grace period after a rotation: Numbers callbacks carry no timestamp.
+    clock: Arc<dyn Clock>,
 }
 
 impl NumbersVerifier {
     /// Verifies callbacks signed with the Numbers callback `secret`. An empty
     /// `secret` rejects every request ([`Rejection::EmptySecret`]).
     pub fn new(secret: impl Into<String>) -> Self {
-        Self {
-            secret: SecretString::from(secret.into()),
+        Self::with_secrets([secret])
+    }
+
+    /// Accepts callbacks signed with any of `secrets` (the new one first),
+    /// for deployments that rotate by redeploying; see
+    /// [`WebhookVerifier::with_secrets`](super::WebhookVerifier::with_secrets).
+    pub fn with_secrets<S: Into<String>>(secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut secrets = secrets.into_iter().map(|s| SecretString::from(s.into()));
+        // No secret at all: one empty one, which rejects everything.
+        let mut ring = Keyring::fixed(secrets.next().unwrap_or_default(), same_secret);
+        for older in secrets {
+            ring.add_listed(older);
         }
+        Self {
+            secrets: ring,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Takes the secret from `source` at every verification, accepting the
+    /// one it replaced for the [grace period](Self::grace_period) after a
+    /// rotation; see [`WebhookVerifier::from_source`](super::WebhookVerifier::from_source).
+    pub fn from_source(source: impl SecretSource) -> Self {
+        let current = source.secret();
+        let fetch = Box::new(move |held: &Arc<SecretString>| {
+            let now = source.secret();
+            (!Arc::ptr_eq(held, &now)).then_some(now)
+        });
+        Self {
+            secrets: Keyring::rotating(current, fetch, same_secret),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// How long the previous secret is accepted after a rotation (default
+    /// [`DEFAULT_GRACE_PERIOD`](super::DEFAULT_GRACE_PERIOD)).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.secrets.set_grace(grace);
+        self
+    }
+
+    /// Sets the clock the grace period is counted on.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn secrets(&self) -> Result<Vec<(Arc<SecretString>, SecretUsed)>, Rejection> {
+        let mut secrets = self.secrets.candidates(self.clock.now());
+        secrets.retain(|(secret, _)| !secret.expose_secret().is_empty());
+        if secrets.is_empty() {
+            return Err(Rejection::EmptySecret);
+        }
+        Ok(secrets)
     }
 }
 
+fn same_secret(a: &SecretString, b: &SecretString) -> bool {
+    a.expose_secret() == b.expose_secret()
+}
+
 impl Verifier for NumbersVerifier {
+    fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        self.secrets()?;
+        header(request, SIGNATURE).map(drop)
+    }
+
     fn verify(&self, request: &Parts, body: &[u8]) -> Result<Verified, Rejection> {
-        if self.secret.expose_secret().is_empty() {
-            return Err(Rejection::EmptySecret);
-        }
+        let secrets = self.secrets()?;
         let signature = header(request, SIGNATURE)?;
-        let expected = compute(self.secret.expose_secret().as_bytes(), body);
-        if bool::from(expected.ct_eq(signature.as_bytes())) {
-            Ok(Verified::Numbers)
-        } else {
-            Err(Rejection::SignatureMismatch)
-        }
+        secrets
+            .iter()
+            .find_map(|(secret, used)| {
+                let expected = compute(secret.expose_secret().as_bytes(), body);
+                bool::from(expected.ct_eq(signature.as_bytes())).then_some(*used)
+            })
+            .map(|secret| Verified::Numbers { secret })
+            .ok_or(Rejection::SignatureMismatch)
     }
 }
 
 impl fmt::Debug for NumbersVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NumbersVerifier")
-            .field("secret", &"[REDACTED]")
-            .finish()
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +202,9 @@ mod tests {
             let verifier = NumbersVerifier::new(secret);
             assert_eq!(
                 verifier.verify(&request(Some(signature)), body.as_bytes()),
-                Ok(Verified::Numbers)
+                Ok(Verified::Numbers {
+                    secret: SecretUsed::Current
+                })
             );
         }
     }

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::replay::{ReplayEntry, ReplayMemory, ReplayStore, Window};
+use super::rotation::{Keyring, SecretSource, SecretUsed};
 use super::{Freshness, Rejection, Verified, Verifier, VerifyFuture, header, optional_header};
 use crate::clock::Clock;
 use crate::scheme::application::hmac_sha256;
@@ -97,7 +98,7 @@ fn compute(secret: &[u8], body: &[u8], nonce: &str, timestamp: &str) -> ([u8; 44
 /// ```
 #[must_use]
 pub struct WebhookVerifier {
-    secret: SecretString,
+    secrets: Keyring<SecretString>,
     window: Window,
 }
 
@@ -118,10 +119,50 @@ impl WebhookVerifier {
     /// replay memory for [`DEFAULT_REPLAY_CAPACITY`](super::DEFAULT_REPLAY_CAPACITY)
     /// nonces. An empty `secret` rejects every request ([`Rejection::EmptySecret`]).
     pub fn new(secret: impl Into<String>) -> Self {
+        Self::with_secrets([secret])
+    }
+
+    /// Accepts webhooks signed with any of `secrets`, for deployments that
+    /// rotate by redeploying: list the new secret first and the old one
+    /// after it until no callback signed with it can arrive. [`Verified`]
+    /// says which matched ([`SecretUsed::Current`] for the first,
+    /// [`SecretUsed::Listed`] for the others). Empty secrets are never
+    /// used; with none left, every request is rejected ([`Rejection::EmptySecret`]).
+    pub fn with_secrets<S: Into<String>>(secrets: impl IntoIterator<Item = S>) -> Self {
+        let mut secrets = secrets.into_iter().map(|s| SecretString::from(s.into()));
+        // No secret at all: one empty one, which rejects everything.
+        let mut ring = Keyring::fixed(secrets.next().unwrap_or_default(), same_secret);
+        for older in secrets {
+            ring.add_listed(older);
+        }
         Self {
-            secret: SecretString::from(secret.into()),
+            secrets: ring,
             window: Window::default(),
         }
+    }
+
+    /// Takes the secret from `source` (for example a [`RotatingSecret`](super::RotatingSecret)
+    /// fed by your secret manager) at every verification. After a rotation,
+    /// the secret it replaces is still accepted for the
+    /// [grace period](Self::grace_period), counted on this verifier's clock
+    /// from the first verification that sees the new secret.
+    pub fn from_source(source: impl SecretSource) -> Self {
+        let current = source.secret();
+        let fetch = Box::new(move |held: &Arc<SecretString>| {
+            let now = source.secret();
+            (!Arc::ptr_eq(held, &now)).then_some(now)
+        });
+        Self {
+            secrets: Keyring::rotating(current, fetch, same_secret),
+            window: Window::default(),
+        }
+    }
+
+    /// How long the previous secret is accepted after a rotation of the
+    /// [source](Self::from_source) (default [`DEFAULT_GRACE_PERIOD`](super::DEFAULT_GRACE_PERIOD), one hour).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.secrets.set_grace(grace);
+        self
     }
 
     /// Sets the freshness window of the signed timestamp.
@@ -164,9 +205,6 @@ impl WebhookVerifier {
     }
 
     fn head<'a>(&self, request: &'a Parts) -> Result<Head<'a>, Rejection> {
-        if self.secret.expose_secret().is_empty() {
-            return Err(Rejection::EmptySecret);
-        }
         let signature = header(request, SIGNATURE)?;
         let nonce = header(request, NONCE)?;
         let timestamp_text = header(request, TIMESTAMP)?;
@@ -186,30 +224,50 @@ impl WebhookVerifier {
         })
     }
 
+    /// The secrets accepted now, empty ones left out.
+    fn secrets(&self) -> Result<Vec<(Arc<SecretString>, SecretUsed)>, Rejection> {
+        let mut secrets = self.secrets.candidates(self.window.clock.now());
+        // An empty secret would accept an HMAC anyone can compute.
+        secrets.retain(|(secret, _)| !secret.expose_secret().is_empty());
+        if secrets.is_empty() {
+            return Err(Rejection::EmptySecret);
+        }
+        Ok(secrets)
+    }
+
     fn check(
         &self,
         request: &Parts,
         body: &[u8],
     ) -> Result<(Verified, Option<ReplayEntry>), Rejection> {
+        let secrets = self.secrets()?;
         let head = self.head(request)?;
-        let (expected, len) = compute(
-            self.secret.expose_secret().as_bytes(),
-            body,
-            head.nonce,
-            head.timestamp_text,
-        );
-        if !bool::from(expected[..len].ct_eq(head.signature.as_bytes())) {
+        let matched = secrets.iter().find_map(|(secret, used)| {
+            let (expected, len) = compute(
+                secret.expose_secret().as_bytes(),
+                body,
+                head.nonce,
+                head.timestamp_text,
+            );
+            bool::from(expected[..len].ct_eq(head.signature.as_bytes())).then_some(*used)
+        });
+        let Some(secret) = matched else {
             return Err(Rejection::SignatureMismatch);
-        }
+        };
         let entry = self
             .window
             .entry(head.timestamp, "nonce", head.nonce.as_bytes())?;
         let verified = Verified::Webhook {
             nonce: head.nonce.to_owned(),
             timestamp: head.timestamp,
+            secret,
         };
         Ok((verified, entry))
     }
+}
+
+fn same_secret(a: &SecretString, b: &SecretString) -> bool {
+    a.expose_secret() == b.expose_secret()
 }
 
 /// See "The nonce" on [`WebhookVerifier`].
@@ -235,6 +293,7 @@ fn check_nonce(nonce: &str) -> Result<(), Rejection> {
 
 impl Verifier for WebhookVerifier {
     fn precheck(&self, request: &Parts) -> Result<(), Rejection> {
+        self.secrets()?;
         self.head(request).map(drop)
     }
 
@@ -256,7 +315,7 @@ impl Verifier for WebhookVerifier {
 impl fmt::Debug for WebhookVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookVerifier")
-            .field("secret", &"[REDACTED]")
+            .field("secrets", &self.secrets)
             .field("window", &self.window)
             .finish()
     }

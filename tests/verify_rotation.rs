@@ -1,0 +1,340 @@
+//! Verifiers rotate too: after a rotation, callbacks still signed with the
+//! previous secret (Sinch's side not yet updated, retries in flight) are
+//! accepted for the grace period and refused after it, on the verifier's
+//! injected clock; `Verified` says which secret matched. Also the fixed
+//! list for deployments that rotate by redeploying.
+
+use std::time::{Duration, SystemTime};
+
+use http::request::Parts;
+use sinch_auth::clock::{Clock as _, ManualClock};
+use sinch_auth::scheme::application::{format_timestamp, sign};
+use sinch_auth::verify::{
+    ApplicationVerifier, NumbersVerifier, Rejection, RotatingSecret, SecretUsed, Verified,
+    Verifier, VerifyLayer, WebhookVerifier, numbers_signature, webhook_signature,
+};
+use sinch_auth::{AccessKey, ApplicationCredentials, Credentials, RotatingCredentials};
+
+const START: u64 = 1_700_000_000;
+const GRACE: Duration = Duration::from_secs(600);
+const STEP: Duration = Duration::from_secs(30);
+/// 40 callbacks 30 s apart: 20 minutes, twice the grace period.
+const IN_FLIGHT: u32 = 40;
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn webhook(secret: &str, nonce: &str, now: SystemTime) -> Parts {
+    let timestamp = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    http::Request::post("/sms")
+        .header(
+            "x-sinch-webhook-signature",
+            webhook_signature(secret, b"{}", nonce, &timestamp),
+        )
+        .header("x-sinch-webhook-signature-nonce", nonce)
+        .header("x-sinch-webhook-signature-timestamp", timestamp)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+fn callback(app: &ApplicationCredentials, now: SystemTime) -> Parts {
+    let signed = sign(
+        app,
+        &http::Method::POST,
+        "/voice",
+        "application/json",
+        b"{}",
+        &format_timestamp(now),
+    )
+    .unwrap();
+    http::Request::post("/voice")
+        .header("content-type", "application/json")
+        .header("x-timestamp", signed.timestamp)
+        .header("authorization", signed.authorization)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+fn numbers(secret: &str) -> Parts {
+    http::Request::post("/numbers")
+        .header("x-sinch-signature", numbers_signature(secret, b"{}"))
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+type Outcome = Result<Verified, Rejection>;
+
+/// Delivers `IN_FLIGHT` old-signed callbacks, one every `STEP` after the
+/// rotation, and splits the results at the end of the grace period.
+fn deliver(
+    clock: &ManualClock,
+    mut verify_old: impl FnMut(u32, SystemTime) -> Outcome,
+) -> (Vec<Outcome>, Vec<Outcome>) {
+    let rotated_at = clock.now();
+    let (mut inside, mut after) = (Vec::new(), Vec::new());
+    for i in 0..IN_FLIGHT {
+        clock.advance(STEP);
+        let now = clock.now();
+        let result = verify_old(i, now);
+        if now.duration_since(rotated_at).unwrap() <= GRACE {
+            inside.push(result);
+        } else {
+            after.push(result);
+        }
+    }
+    (inside, after)
+}
+
+#[test]
+fn webhooks_signed_with_the_old_secret_pass_inside_the_grace_period_only() {
+    let clock = ManualClock::new(at(START));
+    let secret = RotatingSecret::new("old-webhook-secret");
+    let verifier = WebhookVerifier::from_source(secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    assert!(matches!(
+        verifier.verify(&webhook("old-webhook-secret", "before", clock.now()), b"{}"),
+        Ok(Verified::Webhook {
+            secret: SecretUsed::Current,
+            ..
+        })
+    ));
+
+    secret.rotate("new-webhook-secret");
+    // The first verification after the rotation starts the grace period.
+    assert!(matches!(
+        verifier.verify(
+            &webhook("new-webhook-secret", "first-new", clock.now()),
+            b"{}"
+        ),
+        Ok(Verified::Webhook {
+            secret: SecretUsed::Current,
+            ..
+        })
+    ));
+    let (inside, after) = deliver(&clock, |i, now| {
+        verifier.verify(
+            &webhook("old-webhook-secret", &format!("old-{i}"), now),
+            b"{}",
+        )
+    });
+    assert_eq!(inside.len(), 20);
+    for result in &inside {
+        assert!(
+            matches!(
+                result,
+                Ok(Verified::Webhook {
+                    secret: SecretUsed::Previous,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(after.len(), 20);
+    assert!(
+        after
+            .iter()
+            .all(|r| *r == Err(Rejection::SignatureMismatch)),
+        "{after:?}"
+    );
+    // The new secret keeps working.
+    assert!(
+        verifier
+            .verify(
+                &webhook("new-webhook-secret", "late-new", clock.now()),
+                b"{}"
+            )
+            .is_ok()
+    );
+}
+
+#[test]
+fn application_callbacks_follow_the_credential_provider_key_and_secret() {
+    let clock = ManualClock::new(at(START));
+    let old = || ApplicationCredentials::new("app-old", "b2xkLWFwcC1zZWNyZXQ=").unwrap();
+    let new = || ApplicationCredentials::new("app-new", "bmV3LWFwcC1zZWNyZXQ=").unwrap();
+    // The same provider the outbound layer uses, with an access key beside the application.
+    let with = |app| {
+        Credentials::builder()
+            .access_key(AccessKey::new("project", "key-id", "key-secret").unwrap())
+            .application(app)
+            .build()
+    };
+    let provider = RotatingCredentials::new(with(old()));
+    let verifier = ApplicationVerifier::from_provider(provider.clone())
+        .unwrap()
+        .clock(clock.clone())
+        .grace_period(GRACE)
+        .allow_basic();
+    assert!(
+        verifier
+            .verify(&callback(&old(), clock.now()), b"{}")
+            .is_ok()
+    );
+
+    provider.rotate(with(new()));
+    assert!(matches!(
+        verifier.verify(&callback(&new(), clock.now()), b"{}"),
+        Ok(Verified::Application { ref key, secret: SecretUsed::Current, .. }) if key == "app-new"
+    ));
+    let (inside, after) = deliver(&clock, |_, now| {
+        // The head alone must not condemn the old key inside the grace period.
+        let parts = callback(&old(), now);
+        verifier.precheck(&parts)?;
+        verifier.verify(&parts, b"{}")
+    });
+    for result in &inside {
+        assert!(
+            matches!(result, Ok(Verified::Application { key, secret: SecretUsed::Previous, .. }) if key == "app-old"),
+            "{result:?}"
+        );
+    }
+    assert!(
+        after.iter().all(|r| *r == Err(Rejection::UnknownKey)),
+        "{after:?}"
+    );
+    // Basic follows the rotation as well.
+    let basic = sinch_auth::scheme::application::basic(&old());
+    let parts = http::Request::post("/verification")
+        .header("authorization", basic)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    assert_eq!(verifier.verify(&parts, b""), Err(Rejection::UnknownKey));
+}
+
+#[test]
+fn a_rotation_that_keeps_the_application_is_not_a_rotation() {
+    // Rotating the access key beside it must not start a grace period for
+    // an application secret that did not change, nor drop the current one.
+    let clock = ManualClock::new(at(START));
+    let app = || ApplicationCredentials::new("app", "c2FtZS1zZWNyZXQ=").unwrap();
+    let with = |key: &str| {
+        Credentials::builder()
+            .access_key(AccessKey::new("project", key, "key-secret").unwrap())
+            .application(app())
+            .build()
+    };
+    let provider = RotatingCredentials::new(with("key-1"));
+    let verifier = ApplicationVerifier::from_provider(provider.clone())
+        .unwrap()
+        .clock(clock.clone());
+    provider.rotate(with("key-2"));
+    assert!(matches!(
+        verifier.verify(&callback(&app(), clock.now()), b"{}"),
+        Ok(Verified::Application {
+            secret: SecretUsed::Current,
+            ..
+        })
+    ));
+    // A provider holding no application credentials is refused up front.
+    let none = RotatingCredentials::new(AccessKey::new("p", "k", "s").unwrap());
+    assert!(ApplicationVerifier::from_provider(none).is_err());
+}
+
+#[test]
+fn numbers_callbacks_signed_with_the_old_secret_pass_inside_the_grace_period_only() {
+    let clock = ManualClock::new(at(START));
+    let secret = RotatingSecret::new("old-numbers-secret");
+    let verifier = NumbersVerifier::from_source(secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    assert!(
+        verifier
+            .verify(&numbers("old-numbers-secret"), b"{}")
+            .is_ok()
+    );
+    secret.rotate("new-numbers-secret");
+    assert_eq!(
+        verifier.verify(&numbers("new-numbers-secret"), b"{}"),
+        Ok(Verified::Numbers {
+            secret: SecretUsed::Current
+        })
+    );
+    let (inside, after) = deliver(&clock, |_, _| {
+        verifier.verify(&numbers("old-numbers-secret"), b"{}")
+    });
+    assert!(inside.iter().all(|r| *r
+        == Ok(Verified::Numbers {
+            secret: SecretUsed::Previous
+        })));
+    assert!(
+        after
+            .iter()
+            .all(|r| *r == Err(Rejection::SignatureMismatch))
+    );
+}
+
+#[test]
+fn a_fixed_list_accepts_every_secret_and_says_which() {
+    let verifier = WebhookVerifier::with_secrets(["new", "old"]).clock(ManualClock::new(at(START)));
+    let cases = [("new", SecretUsed::Current), ("old", SecretUsed::Listed(1))];
+    for (i, (secret, used)) in cases.into_iter().enumerate() {
+        let parts = webhook(secret, &format!("n-{i}"), at(START));
+        assert!(
+            matches!(verifier.verify(&parts, b"{}"), Ok(Verified::Webhook { secret, .. }) if secret == used),
+            "{secret}"
+        );
+    }
+    assert_eq!(
+        verifier.verify(&webhook("other", "n-x", at(START)), b"{}"),
+        Err(Rejection::SignatureMismatch)
+    );
+    // Empty secrets are never used; none left means nothing is accepted.
+    let empty = WebhookVerifier::with_secrets(["", ""]).clock(ManualClock::new(at(START)));
+    assert_eq!(
+        empty.verify(&webhook("", "n-e", at(START)), b"{}"),
+        Err(Rejection::EmptySecret)
+    );
+    let numbers_list = NumbersVerifier::with_secrets(["n-new", "n-old"]);
+    assert_eq!(
+        numbers_list.verify(&numbers("n-old"), b"{}"),
+        Ok(Verified::Numbers {
+            secret: SecretUsed::Listed(1)
+        })
+    );
+    let app_new = ApplicationCredentials::new("app", "bmV3").unwrap();
+    let app_old = ApplicationCredentials::new("app", "b2xk").unwrap();
+    let apps = ApplicationVerifier::new(app_new)
+        .also_accept(ApplicationCredentials::new("app", "b2xk").unwrap())
+        .clock(ManualClock::new(at(START)));
+    assert!(matches!(
+        apps.verify(&callback(&app_old, at(START)), b"{}"),
+        Ok(Verified::Application {
+            secret: SecretUsed::Listed(1),
+            ..
+        })
+    ));
+}
+
+#[test]
+fn secrets_never_appear_in_debug() {
+    let secret = RotatingSecret::new("rotating-secret-value");
+    let webhook = WebhookVerifier::from_source(secret.clone());
+    secret.rotate("second-secret-value");
+    let listed = NumbersVerifier::with_secrets(["listed-secret-value", "older-secret-value"]);
+    let layer = VerifyLayer::new(WebhookVerifier::with_secrets(["layer-secret-value"]));
+    let debug = format!("{secret:?} {webhook:?} {listed:#?} {layer:?}");
+    for leaked in [
+        "rotating-secret-value",
+        "second-secret-value",
+        "listed-secret-value",
+        "older-secret-value",
+        "layer-secret-value",
+    ] {
+        assert!(!debug.contains(leaked), "{debug}");
+    }
+}
