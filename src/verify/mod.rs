@@ -36,17 +36,54 @@
 //! # What this adds to Sinch's SDKs
 //!
 //! - Signatures are compared in constant time.
+//! - **Heads first**: [`VerifyLayer`] asks [`Verifier::precheck`] before it
+//!   reads a body, so a request with missing or malformed signature headers,
+//!   an unknown application key or a stale timestamp is refused without
+//!   reading or hashing its body.
 //! - **Freshness**: a signed timestamp (`x-timestamp`, or the webhook's Unix
 //!   seconds) more than 5 minutes in the past or in the future is rejected.
 //!   Change it with [`Freshness`]; the clock is injectable.
-//! - **Replay protection**, opt-in: a nonce (webhooks) or signature
-//!   (application scheme, which has no nonce) seen within the window is
-//!   rejected; memory is bounded. Numbers callbacks carry neither a timestamp
-//!   nor a nonce, so nothing here can tell a replay from a retry: deduplicate
-//!   on their `eventId`.
-//! - A rejection tells the caller nothing (401, empty body) while
-//!   [`Rejection`]'s `Display` tells your log exactly why, never with a
-//!   secret or the expected signature.
+//! - **Unambiguous webhook nonces**: 1 to 128 ASCII letters, digits, `-` or
+//!   `_` (Sinch sends 26-character ULIDs), so the unframed MAC input
+//!   `body "." nonce "." timestamp` cannot be re-cut into another request.
+//! - **Rotation**: each verifier can take its secrets from a provider
+//!   ([`ApplicationVerifier::from_provider`], [`WebhookVerifier::from_source`],
+//!   [`NumbersVerifier::from_source`]) and accepts the previous one for a
+//!   grace period after a rotation, or a fixed list; [`Verified`] says which
+//!   matched ([`SecretUsed`]).
+//!
+//! # Replay protection
+//!
+//! **On by default.** An accepted nonce (webhooks) or signature (application
+//! scheme, which has no nonce) is remembered while its timestamp is fresh,
+//! and a second request carrying it is rejected ([`Rejection::Replayed`]).
+//!
+//! - What is remembered is what the signature covers: the application scheme
+//!   does not sign the query string (spec §4), so a captured callback sent
+//!   again with `?anything` is the same entry and is refused.
+//! - Memory is bounded: [`DEFAULT_REPLAY_CAPACITY`] entries (65,536, about
+//!   6 MiB when full), filled only by verified requests and emptied as their
+//!   timestamps go stale. Past that, the soonest-expiring entry is evicted
+//!   and could be replayed until it goes stale; size it with
+//!   `replay_protection(capacity)` above your callbacks per window.
+//! - The cost: Sinch retrying a callback with the very same timestamp and
+//!   signature (after your handler failed) is refused like a replay. Opt out
+//!   with `without_replay_protection()` only if you deduplicate yourself.
+//! - **Fleets**: the memory is per process. Share a [`ReplayStore`] (with the
+//!   `redis` feature, `RedisReplayStore`: `SET NX PX` on the entry's digest,
+//!   the freshness window as TTL) with `replay_store(..)`, and every instance
+//!   refuses a replay any of them accepted. [`Verifier::verify`] stays
+//!   synchronous and uses the local memory; [`Verifier::verify_async`] (what
+//!   [`VerifyLayer`] calls) records in the shared store. When the store is
+//!   down, it either fails open to the local memory or fails closed
+//!   ([`Rejection::ReplayStoreUnavailable`]), as configured.
+//! - Numbers callbacks carry neither a timestamp nor a nonce, so nothing
+//!   here can tell a replay from a retry, and there is no moment after which
+//!   an entry could be forgotten: deduplicate on their `eventId`.
+//!
+//! A rejection tells the caller nothing (401, empty body) while
+//! [`Rejection`]'s `Display` tells your log exactly why, never with a secret
+//! or the expected signature.
 
 mod application;
 mod layer;
@@ -254,7 +291,7 @@ pub enum Rejection {
     #[error("the verifier's secret is empty; rejecting every request")]
     EmptySecret,
     /// The shared replay store could not be asked, and is configured to
-    /// fail closed (see [`RedisReplayStore`](crate::verify#replay-protection)).
+    /// fail closed (see [replay protection](crate::verify#replay-protection)).
     #[error("replay store unavailable; failing closed")]
     ReplayStoreUnavailable,
 }

@@ -187,8 +187,8 @@ pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Rejection>> +
 /// Where verifiers remember the requests they accepted, to refuse a replay.
 ///
 /// [`ReplayMemory`] (the default, one per verifier) remembers in this
-/// process; with the `redis` feature, [`RedisReplayStore`](super::RedisReplayStore)
-/// remembers for a whole fleet. A store is only asked about requests whose
+/// process; with the `redis` feature, `RedisReplayStore` remembers for a
+/// whole fleet. A store is only asked about requests whose
 /// signature and timestamp were already verified.
 pub trait ReplayStore: Send + Sync + 'static {
     /// Remembers `entry` for its [`ttl`](ReplayEntry::ttl).

@@ -188,8 +188,8 @@ impl WebhookVerifier {
     /// Remembers accepted nonces in `store` as well, for
     /// [`verify_async`](Verifier::verify_async) and so for
     /// [`VerifyLayer`](super::VerifyLayer): share one store (for example a
-    /// [`RedisReplayStore`](super::RedisReplayStore)) between the instances
-    /// of a fleet so that a replay is refused by all of them.
+    /// `RedisReplayStore`, feature `redis`) between the instances of a fleet
+    /// so that a replay is refused by all of them.
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
         self.window.shared = Some(Arc::new(store));
         self
