@@ -322,8 +322,6 @@ impl SinchAuthBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        // The key secret goes to the token URL: the API host rule applies to it too.
-        crate::host::check_token_url(&self.policy, self.oauth2.token_url())?;
         let credentials = self.provider.credentials();
         let custom_source = self.token_source.is_some();
         let mut schemes: Vec<Scheme> = self.routes.iter().map(|r| r.scheme).collect();
@@ -340,6 +338,11 @@ impl SinchAuthBuilder {
             }
         }
         let by_host = self.routing == Routing::ByHost;
+        // The built-in fetch sends the key secret to the token URL: the API
+        // host rule applies to it too.
+        if (by_host || schemes.contains(&Scheme::OAuth2)) && !custom_source {
+            crate::host::check_token_url(&self.policy, self.oauth2.token_url())?;
+        }
         let cache = |source: Arc<dyn TokenSource>| {
             TokenCache::new(
                 source,
