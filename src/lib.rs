@@ -68,6 +68,9 @@ pub use credentials::{
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
 pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};
+/// The secret wrappers the credential accessors return, so callers need no
+/// direct dependency on `secrecy` to read or build them.
+pub use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 // The README's examples compile as doc tests.
 #[cfg(all(

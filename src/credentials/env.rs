@@ -125,9 +125,27 @@ impl EnvCredentials {
         })
     }
 
-    /// The credentials that were read.
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials that were read, shared: the same answer as
+    /// [`CredentialProvider::credentials`], without importing the trait.
+    ///
+    /// ```
+    /// use sinch_auth::{EnvCredentials, RotatingCredentials, StaticCredentials};
+    ///
+    /// # let vars = [("SINCH_SERVICE_PLAN_ID", "plan"), ("SINCH_API_TOKEN", "token")];
+    /// # let env = EnvCredentials::from_lookup(|name| {
+    /// #     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into())
+    /// # })?;
+    /// // Any provider starts from it; a rotation can later replace it.
+    /// let rotating = RotatingCredentials::new(env.credentials());
+    /// let fixed = StaticCredentials::new(env.credentials());
+    /// // Single credentials are cheap clones, for verifiers say.
+    /// let plan = env.credentials().service_plan().cloned();
+    /// # assert_eq!(plan.unwrap().id(), "plan");
+    /// # let _ = (rotating, fixed);
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials.clone()
     }
 
     /// `SINCH_REGION`, if it was set.
