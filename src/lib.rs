@@ -63,8 +63,9 @@ pub mod __fuzz {
 pub use crate::core::Scheme;
 pub use credentials::{
     AccessKey, ApplicationCredentials, BasicCredentials, BearerToken, CredentialProvider,
-    Credentials, CredentialsBuilder, CredentialsId, EnvCredentials, RotatingCredentials,
-    ServicePlan, StaticCredentials,
+    Credentials, CredentialsBuilder, CredentialsId, EnvCredentials, FileCredentials,
+    FileCredentialsBuilder, PollingCredentials, PollingCredentialsBuilder, ReloadError,
+    RotatingCredentials, ServicePlan, StaticCredentials,
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
 pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};

@@ -154,6 +154,19 @@ impl EnvCredentials {
     }
 }
 
+/// Every variable [`EnvCredentials`] reads; also the file names
+/// [`FileCredentials`](super::FileCredentials) looks for in a directory.
+pub(crate) const VARIABLES: &[&str] = &[
+    "SINCH_PROJECT_ID",
+    "SINCH_KEY_ID",
+    "SINCH_KEY_SECRET",
+    "SINCH_APPLICATION_KEY",
+    "SINCH_APPLICATION_SECRET",
+    "SINCH_SERVICE_PLAN_ID",
+    "SINCH_API_TOKEN",
+    "SINCH_REGION",
+];
+
 fn require(name: &'static str, value: Option<String>) -> Result<String, ConfigError> {
     value.ok_or(ConfigError::MissingEnvVar { name })
 }

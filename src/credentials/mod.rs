@@ -27,7 +27,10 @@
 //! ```
 
 mod env;
+mod file;
+mod polling;
 mod provider;
+mod reload;
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,7 +40,10 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub use env::EnvCredentials;
+pub use file::{FileCredentials, FileCredentialsBuilder};
+pub use polling::{PollingCredentials, PollingCredentialsBuilder};
 pub use provider::{CredentialProvider, RotatingCredentials, StaticCredentials};
+pub use reload::ReloadError;
 
 use crate::error::{ConfigError, CredentialKind};
 
@@ -440,6 +446,40 @@ impl Credentials {
             CredentialKind::Bearer => self.bearer.is_some(),
             CredentialKind::Basic => self.basic.is_some(),
         }
+    }
+}
+
+impl Credentials {
+    /// Whether both bundles hold the same credentials, secrets included
+    /// (their ids aside). Reloading providers publish only on a change.
+    pub(crate) fn same_content(&self, other: &Credentials) -> bool {
+        fn same<T>(a: &Option<T>, b: &Option<T>, eq: impl Fn(&T, &T) -> bool) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        fn secret(a: &SecretString, b: &SecretString) -> bool {
+            use subtle::ConstantTimeEq as _;
+            a.expose_secret()
+                .as_bytes()
+                .ct_eq(b.expose_secret().as_bytes())
+                .into()
+        }
+        same(&self.access_key, &other.access_key, |a, b| {
+            a.project_id() == b.project_id()
+                && a.key_id() == b.key_id()
+                && secret(a.key_secret(), b.key_secret())
+        }) && same(&self.application, &other.application, |a, b| {
+            a.key() == b.key() && secret(a.secret(), b.secret())
+        }) && same(&self.service_plan, &other.service_plan, |a, b| {
+            a.id() == b.id() && secret(a.api_token(), b.api_token())
+        }) && same(&self.bearer, &other.bearer, |a, b| {
+            secret(a.token(), b.token())
+        }) && same(&self.basic, &other.basic, |a, b| {
+            a.username() == b.username() && secret(a.password(), b.password())
+        })
     }
 }
 

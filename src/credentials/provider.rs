@@ -61,6 +61,18 @@ pub trait CredentialProvider: Send + Sync + 'static {
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         None
     }
+
+    /// Tells the provider that Sinch refused the credentials `id`: a 401
+    /// that a rotation elsewhere could explain (the secret was replaced in
+    /// the secret manager or the mounted files before this process saw it).
+    ///
+    /// Providers that reload from somewhere ([`FileCredentials`](crate::FileCredentials),
+    /// [`PollingCredentials`](crate::PollingCredentials)) reload soon, at most
+    /// once per cooldown however many requests report it; the default does
+    /// nothing. Call it from your own 401 handling; it never blocks.
+    fn credentials_rejected(&self, id: CredentialsId) {
+        let _ = id;
+    }
 }
 
 impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
@@ -74,6 +86,10 @@ impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
 
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         (**self).changes()
+    }
+
+    fn credentials_rejected(&self, id: CredentialsId) {
+        (**self).credentials_rejected(id)
     }
 }
 
