@@ -303,7 +303,10 @@ async fn dropping_the_last_clone_stops_the_poller() {
     let mut changes = provider.changes().unwrap();
     drop(provider);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(!changes.has_changed().unwrap(), "still alive through the clone");
+    assert!(
+        !changes.has_changed().unwrap(),
+        "still alive through the clone"
+    );
     drop(clone);
     // The task owned the channel's sender: it is gone once the task is.
     assert!(changes.changed().await.is_err());

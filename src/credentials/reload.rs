@@ -8,6 +8,7 @@ use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -140,8 +141,17 @@ impl Publisher {
 /// The background task of a reloading provider. Dropping it (with the last
 /// clone of the provider) ends the task.
 pub(crate) struct Poller {
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     task: AbortHandle,
+}
+
+#[derive(Default)]
+struct Wake {
+    notify: Notify,
+    // Whether a reload was asked for since the last one began: a permit
+    // left in `notify` by a hint that the last reload already served is
+    // ignored, so a burst of hints costs one reload.
+    requested: AtomicBool,
 }
 
 impl Poller {
@@ -165,15 +175,21 @@ impl Poller {
             .into());
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ReloadError::NoRuntime)?;
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(Wake::default());
         let woken = wake.clone();
         let task = runtime.spawn(async move {
             let mut last = Instant::now();
             loop {
                 tokio::select! {
                     () = tokio::time::sleep_until(last + interval) => {}
-                    () = woken.notified() => tokio::time::sleep_until(last + cooldown).await,
+                    () = woken.notify.notified() => {
+                        if !woken.requested.load(Ordering::Acquire) {
+                            continue;
+                        }
+                        tokio::time::sleep_until(last + cooldown).await;
+                    }
                 }
+                woken.requested.store(false, Ordering::Release);
                 step().await;
                 last = Instant::now();
             }
@@ -186,7 +202,8 @@ impl Poller {
 
     /// Asks for a reload soon (coalesced, subject to the cooldown).
     pub(crate) fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.requested.store(true, Ordering::Release);
+        self.wake.notify.notify_one();
     }
 }
 
