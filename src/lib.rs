@@ -65,7 +65,7 @@ pub use credentials::{
     AccessKey, ApplicationCredentials, BasicCredentials, BearerToken, CredentialProvider,
     Credentials, CredentialsBuilder, CredentialsId, EnvCredentials, FileCredentials,
     FileCredentialsBuilder, PollingCredentials, PollingCredentialsBuilder, ReloadError,
-    RotatingCredentials, ServicePlan, StaticCredentials,
+    RotatingCredentials, ServicePlan, StaticCredentials, WebhookSecrets,
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
 pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};

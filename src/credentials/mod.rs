@@ -31,6 +31,7 @@ mod file;
 mod polling;
 mod provider;
 mod reload;
+mod webhook_secrets;
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,10 +41,12 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub use env::EnvCredentials;
+pub(crate) use env::read_regions;
 pub use file::{FileCredentials, FileCredentialsBuilder};
 pub use polling::{PollingCredentials, PollingCredentialsBuilder};
 pub use provider::{CredentialProvider, RotatingCredentials, StaticCredentials};
 pub use reload::ReloadError;
+pub use webhook_secrets::WebhookSecrets;
 
 use crate::error::{ConfigError, CredentialKind};
 
