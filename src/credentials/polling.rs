@@ -24,7 +24,8 @@ type Fetch = Box<dyn Fn() -> FetchFuture + Send + Sync>;
 /// published at once (the next request uses it, derived tokens are
 /// refetched); the same content again changes nothing. A failed or timed-out
 /// fetch keeps the last good credentials and is kept in
-/// [`last_error`](Self::last_error). Only the first fetch, in
+/// [`last_error`](Self::last_error) (your fetch's error as it returned it, so
+/// keep secrets out of it). Only the first fetch, in
 /// [`start`](PollingCredentialsBuilder::start), must succeed.
 ///
 /// After a 401 that a rotation could explain, call
