@@ -24,8 +24,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use sinch_auth::testkit::{SinchStandIn, StandInClient};
 use sinch_auth::{
-    AccessKey, CredentialProvider, EnvCredentials, RotatingCredentials, Scheme, ServicePlan,
-    SinchAuth, SinchAuthLayer,
+    AccessKey, EnvCredentials, RotatingCredentials, Scheme, ServicePlan, SinchAuth, SinchAuthLayer,
 };
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -174,8 +173,8 @@ async fn online(env: EnvCredentials) -> Result<(), BoxError> {
         .into_iter()
         .next()
         .ok_or("no credential to call Sinch with")?;
-    // `CredentialProvider::credentials` is the environment's snapshot, shared.
-    let provider = RotatingCredentials::from(CredentialProvider::credentials(&env));
+    // The environment's snapshot, shared.
+    let provider = RotatingCredentials::new(env.credentials());
     let client = ServiceBuilder::new()
         .layer(SinchAuthLayer::by_host(provider.clone())?)
         .service(https_client()?);
@@ -185,7 +184,7 @@ async fn online(env: EnvCredentials) -> Result<(), BoxError> {
     println!("GET {url}\n  before rotation: {}", response.status());
     // A reload, as a secret store's change notification would trigger; any
     // OAuth2 token is refetched with what was read.
-    provider.rotate_shared(CredentialProvider::credentials(&EnvCredentials::from_env()?));
+    provider.rotate(EnvCredentials::from_env()?.credentials());
     let response = client.oneshot(get()?).await?;
     println!("  after rotation:  {}", response.status());
     Ok(())

@@ -5,11 +5,17 @@
 //! use sinch_auth::host::{Region, SinchApi, VoiceRegion};
 //!
 //! assert_eq!(Region::Us.sms_url(), "https://us.sms.api.sinch.com");
-//! assert_eq!(Region::Eu.sms_project_url(), "https://zt.eu.sms.api.sinch.com");
+//! assert_eq!(Region::Eu.sms_project_url(), Some("https://zt.eu.sms.api.sinch.com"));
+//! // SMS with project credentials (OAuth2) is served in the US and the EU only.
+//! assert_eq!(Region::Au.sms_project_url(), None);
 //! assert_eq!(Region::Br.conversation_url(), Some("https://br.conversation.api.sinch.com"));
 //! assert_eq!(VoiceRegion::Euc1.url(), "https://calling-euc1.api.sinch.com");
 //! assert_eq!(SinchApi::from_host("calling.api.sinch.com"), Some(SinchApi::Voice));
 //! ```
+//!
+//! [`Regions`] holds one region per API, as Sinch's SDKs configure them
+//! (`SINCH_SMS_REGION`, `SINCH_CONVERSATION_REGION`, `SINCH_VOICE_REGION`),
+//! and answers each API's base URL or a [`RegionError`] saying why not.
 
 use std::fmt;
 use std::str::FromStr;
@@ -58,14 +64,14 @@ impl Region {
         }
     }
 
-    /// SMS with project credentials (OAuth2): `https://zt.{region}.sms.api.sinch.com`.
-    pub fn sms_project_url(self) -> &'static str {
+    /// SMS with project credentials (OAuth2): `https://zt.{us,eu}.sms.api.sinch.com`
+    /// (`None` elsewhere: Sinch serves project credentials for SMS in the US
+    /// and the EU only; other regions take a service plan, see [`sms_url`](Self::sms_url)).
+    pub fn sms_project_url(self) -> Option<&'static str> {
         match self {
-            Self::Us => "https://zt.us.sms.api.sinch.com",
-            Self::Eu => "https://zt.eu.sms.api.sinch.com",
-            Self::Au => "https://zt.au.sms.api.sinch.com",
-            Self::Br => "https://zt.br.sms.api.sinch.com",
-            Self::Ca => "https://zt.ca.sms.api.sinch.com",
+            Self::Us => Some("https://zt.us.sms.api.sinch.com"),
+            Self::Eu => Some("https://zt.eu.sms.api.sinch.com"),
+            Self::Au | Self::Br | Self::Ca => None,
         }
     }
 
@@ -117,10 +123,11 @@ impl FromStr for Region {
 }
 
 /// A Voice (calling) region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum VoiceRegion {
-    /// The global endpoint, `calling.api.sinch.com`.
+    /// The global endpoint, `calling.api.sinch.com`. The default.
+    #[default]
     Global,
     /// Europe (central).
     Euc1,
@@ -135,6 +142,18 @@ pub enum VoiceRegion {
 }
 
 impl VoiceRegion {
+    /// The region's code: `global`, or the suffix of its host (`euc1`, `use1`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::Euc1 => "euc1",
+            Self::Use1 => "use1",
+            Self::Sae1 => "sae1",
+            Self::Apse1 => "apse1",
+            Self::Apse2 => "apse2",
+        }
+    }
+
     /// Every Voice region, the global endpoint first.
     pub const ALL: [VoiceRegion; 6] = [
         Self::Global,
@@ -155,6 +174,263 @@ impl VoiceRegion {
             Self::Apse1 => "https://calling-apse1.api.sinch.com",
             Self::Apse2 => "https://calling-apse2.api.sinch.com",
         }
+    }
+}
+
+impl fmt::Display for VoiceRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value is not a Voice region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown Voice region (expected global, euc1, use1, sae1, apse1 or apse2, \
+     or europe, north-america, south-america, south-east-asia1, south-east-asia2)"
+)]
+pub struct UnknownVoiceRegion;
+
+impl FromStr for VoiceRegion {
+    type Err = UnknownVoiceRegion;
+
+    /// Takes the host codes the Node SDK uses (`euc1`, …; empty for global)
+    /// and the names the Java SDK uses (`europe`, `north-america`, …).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "global" => Ok(Self::Global),
+            "euc1" | "europe" => Ok(Self::Euc1),
+            "use1" | "north-america" => Ok(Self::Use1),
+            "sae1" | "south-america" => Ok(Self::Sae1),
+            "apse1" | "south-east-asia1" => Ok(Self::Apse1),
+            "apse2" | "south-east-asia2" => Ok(Self::Apse2),
+            _ => Err(UnknownVoiceRegion),
+        }
+    }
+}
+
+/// The Sinch APIs whose base URL depends on a region, for [`RegionError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RegionalApi {
+    /// SMS with a service plan: every [`Region`].
+    SmsServicePlan,
+    /// SMS with project credentials (OAuth2): US and EU.
+    SmsProject,
+    /// Conversation and its Templates: US, EU and Brazil.
+    Conversation,
+}
+
+impl RegionalApi {
+    /// The regions this API is served in.
+    pub fn served(self) -> &'static [Region] {
+        match self {
+            Self::SmsServicePlan => &Region::ALL,
+            Self::SmsProject => &[Region::Us, Region::Eu],
+            Self::Conversation => &[Region::Us, Region::Eu, Region::Br],
+        }
+    }
+
+    /// The variable [`Regions::from_env`] reads this API's region from.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Self::SmsServicePlan | Self::SmsProject => "SINCH_SMS_REGION",
+            Self::Conversation => "SINCH_CONVERSATION_REGION",
+        }
+    }
+}
+
+impl fmt::Display for RegionalApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::SmsServicePlan => "SMS with a service plan",
+            Self::SmsProject => "SMS with project credentials (OAuth2)",
+            Self::Conversation => "Conversation",
+        })
+    }
+}
+
+/// Why [`Regions`] cannot give an API's base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegionError {
+    /// No region is configured for the API, and it has no default.
+    #[error("no region configured for {api}: set {} (or SINCH_REGION)", api.variable())]
+    NotSet {
+        /// The API.
+        api: RegionalApi,
+    },
+    /// The API is not served in the configured region.
+    #[error("{api} is not served in region {region}")]
+    NotServed {
+        /// The API.
+        api: RegionalApi,
+        /// The region that was configured.
+        region: Region,
+    },
+    /// SMS needs a service plan or a project access key, and the
+    /// credentials hold neither.
+    #[error("SMS needs a service plan or a project access key")]
+    NoSmsCredentials,
+}
+
+/// The region of each Sinch API a deployment uses.
+///
+/// SMS and Conversation have no default (as in Sinch's Python and Java SDKs;
+/// the Node SDK's `us` default is deprecated): a URL asked for without a
+/// region is a [`RegionError::NotSet`] naming the variable to set. Voice
+/// defaults to the global endpoint, as in every SDK. Fax, Numbers, Number
+/// Lookup and Verification are global.
+///
+/// ```
+/// use sinch_auth::host::{Region, RegionError, RegionalApi, Regions, VoiceRegion};
+/// use sinch_auth::{AccessKey, Credentials};
+///
+/// let regions = Regions::new().sms(Region::Au).conversation(Region::Eu);
+/// assert_eq!(regions.conversation_url(), Ok("https://eu.conversation.api.sinch.com"));
+/// assert_eq!(regions.voice_url(), VoiceRegion::Global.url());
+///
+/// // Project credentials cannot use SMS in Australia: a service plan can.
+/// let project = Credentials::from(AccessKey::new("p", "k", "s")?);
+/// assert_eq!(
+///     regions.sms_url(&project),
+///     Err(RegionError::NotServed { api: RegionalApi::SmsProject, region: Region::Au }),
+/// );
+/// assert_eq!(regions.sms_service_plan_url(), Ok("https://au.sms.api.sinch.com"));
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Regions {
+    sms: Option<Region>,
+    conversation: Option<Region>,
+    voice: VoiceRegion,
+}
+
+impl Regions {
+    /// No SMS or Conversation region; Voice global.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads `SINCH_SMS_REGION`, `SINCH_CONVERSATION_REGION` and
+    /// `SINCH_VOICE_REGION`, with `SINCH_REGION` as the fallback for SMS and
+    /// Conversation. A malformed value is a [`ConfigError`] naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// As [`from_env`](Self::from_env), through `lookup` instead of the
+    /// process environment.
+    ///
+    /// ```
+    /// use sinch_auth::host::{Region, Regions, VoiceRegion};
+    ///
+    /// let vars = [("SINCH_REGION", "eu"), ("SINCH_VOICE_REGION", "euc1")];
+    /// let regions = Regions::from_lookup(|name| {
+    ///     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into())
+    /// })?;
+    /// assert_eq!(regions.sms_region(), Some(Region::Eu));
+    /// assert_eq!(regions.conversation_region(), Some(Region::Eu));
+    /// assert_eq!(regions.voice_region(), VoiceRegion::Euc1);
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn from_lookup(
+        lookup: impl FnMut(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, ConfigError> {
+        crate::credentials::read_regions(lookup)
+    }
+
+    /// Sets the SMS region.
+    #[must_use]
+    pub fn sms(mut self, region: Region) -> Self {
+        self.sms = Some(region);
+        self
+    }
+
+    /// Sets the Conversation (and Templates) region.
+    #[must_use]
+    pub fn conversation(mut self, region: Region) -> Self {
+        self.conversation = Some(region);
+        self
+    }
+
+    /// Sets the Voice region.
+    #[must_use]
+    pub fn voice(mut self, region: VoiceRegion) -> Self {
+        self.voice = region;
+        self
+    }
+
+    /// The SMS region, if one is configured.
+    pub fn sms_region(&self) -> Option<Region> {
+        self.sms
+    }
+
+    /// The Conversation region, if one is configured.
+    pub fn conversation_region(&self) -> Option<Region> {
+        self.conversation
+    }
+
+    /// The Voice region.
+    pub fn voice_region(&self) -> VoiceRegion {
+        self.voice
+    }
+
+    /// The SMS base URL for these credentials, as Sinch's SDKs choose it:
+    /// a service plan's host when the credentials hold a service plan (it
+    /// wins when both are present), else the project host for an access key.
+    pub fn sms_url(&self, credentials: &crate::Credentials) -> Result<&'static str, RegionError> {
+        if credentials.service_plan().is_some() {
+            self.sms_service_plan_url()
+        } else if credentials.access_key().is_some() {
+            self.sms_project_url()
+        } else {
+            Err(RegionError::NoSmsCredentials)
+        }
+    }
+
+    /// SMS with a service plan: `https://{region}.sms.api.sinch.com`.
+    pub fn sms_service_plan_url(&self) -> Result<&'static str, RegionError> {
+        let api = RegionalApi::SmsServicePlan;
+        Ok(self.sms.ok_or(RegionError::NotSet { api })?.sms_url())
+    }
+
+    /// SMS with project credentials: `https://zt.{us,eu}.sms.api.sinch.com`.
+    pub fn sms_project_url(&self) -> Result<&'static str, RegionError> {
+        let api = RegionalApi::SmsProject;
+        let region = self.sms.ok_or(RegionError::NotSet { api })?;
+        region
+            .sms_project_url()
+            .ok_or(RegionError::NotServed { api, region })
+    }
+
+    /// Conversation: `https://{us,eu,br}.conversation.api.sinch.com`.
+    pub fn conversation_url(&self) -> Result<&'static str, RegionError> {
+        let api = RegionalApi::Conversation;
+        let region = self.conversation.ok_or(RegionError::NotSet { api })?;
+        region
+            .conversation_url()
+            .ok_or(RegionError::NotServed { api, region })
+    }
+
+    /// Conversation templates: `https://{us,eu,br}.template.api.sinch.com`.
+    pub fn template_url(&self) -> Result<&'static str, RegionError> {
+        let api = RegionalApi::Conversation;
+        let region = self.conversation.ok_or(RegionError::NotSet { api })?;
+        region
+            .template_url()
+            .ok_or(RegionError::NotServed { api, region })
+    }
+
+    /// Voice: the configured region's calling host (global by default).
+    pub fn voice_url(&self) -> &'static str {
+        self.voice.url()
+    }
+
+    /// Fax: `https://fax.api.sinch.com` (one global endpoint; Sinch's Node
+    /// SDK ignores its old Fax region setting).
+    pub fn fax_url(&self) -> &'static str {
+        "https://fax.api.sinch.com"
     }
 }
 

@@ -1,6 +1,6 @@
 //! The [`reqwest_middleware`] adapter (feature `reqwest-middleware`):
 //! [`SinchAuthMiddleware`] authenticates requests of a
-//! [`ClientWithMiddleware`](reqwest_middleware::ClientWithMiddleware) exactly
+//! [`ClientWithMiddleware`](::reqwest_middleware::ClientWithMiddleware) exactly
 //! as [`SinchAuthLayer`] does for a tower stack, from the same core.
 //!
 //! Build a [`SinchAuthLayer`] as usual (it holds the credentials, the token

@@ -361,8 +361,10 @@ async fn region_helpers_produce_hosts_that_route_to_the_right_scheme() {
         let url = format!("{}/xms/v1/plan-h/batches", region.sms_url());
         check(&url, &with_plan.post(&url).await, Expect::ServicePlan);
         check(&url, &without_plan.post(&url).await, Expect::OAuth2);
-        let url = format!("{}/xms/v1/proj-h/batches", region.sms_project_url());
-        check(&url, &with_plan.post(&url).await, Expect::OAuth2);
+        if let Some(base) = region.sms_project_url() {
+            let url = format!("{base}/xms/v1/proj-h/batches");
+            check(&url, &with_plan.post(&url).await, Expect::OAuth2);
+        }
         for base in [region.conversation_url(), region.template_url()]
             .into_iter()
             .flatten()

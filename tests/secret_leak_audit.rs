@@ -557,7 +557,7 @@ fn configuration_errors(audit: &mut Audit) {
         APP_SECRET_DECODED.as_bytes()
     );
     audit.debug("EnvCredentials", &good);
-    audit.debug("Credentials", good.credentials());
+    audit.debug("Credentials", &*good.credentials());
     for (name, value) in [
         ("SINCH_KEY_SECRET", "LEAK-key secret-Q7vB"),
         ("SINCH_KEY_SECRET", "LEAK-key-secret\n-Q7vC"),

@@ -6,7 +6,7 @@ use super::{
     AccessKey, ApplicationCredentials, CredentialProvider, Credentials, CredentialsId, ServicePlan,
 };
 use crate::error::ConfigError;
-use crate::host::Region;
+use crate::host::{Region, Regions, VoiceRegion};
 
 /// Credentials read from the `SINCH_*` environment variables of Sinch's samples.
 ///
@@ -15,7 +15,9 @@ use crate::host::Region;
 /// | `SINCH_PROJECT_ID`, `SINCH_KEY_ID`, `SINCH_KEY_SECRET` | [`AccessKey`] |
 /// | `SINCH_APPLICATION_KEY`, `SINCH_APPLICATION_SECRET` | [`ApplicationCredentials`] |
 /// | `SINCH_SERVICE_PLAN_ID`, `SINCH_API_TOKEN` | [`ServicePlan`] |
-/// | `SINCH_REGION` (optional) | [`Region`] |
+/// | `SINCH_REGION` (optional) | [`Region`], the fallback of the next two |
+/// | `SINCH_SMS_REGION`, `SINCH_CONVERSATION_REGION` (optional) | [`Regions`] |
+/// | `SINCH_VOICE_REGION` (optional, default `global`) | [`VoiceRegion`] |
 ///
 /// A group is read when any of its variables other than `SINCH_PROJECT_ID` is
 /// set; then all of its variables are required. At least one group must be
@@ -41,6 +43,7 @@ use crate::host::Region;
 pub struct EnvCredentials {
     credentials: Arc<Credentials>,
     region: Option<Region>,
+    regions: Regions,
 }
 
 impl EnvCredentials {
@@ -53,22 +56,8 @@ impl EnvCredentials {
     pub fn from_lookup(
         mut lookup: impl FnMut(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
-        let mut read = |name: &'static str| -> Result<Option<String>, ConfigError> {
-            match lookup(name) {
-                None => Ok(None),
-                Some(value) => match value.into_string() {
-                    Ok(s) if s.is_empty() => Err(ConfigError::InvalidEnvVar {
-                        name,
-                        reason: "is empty",
-                    }),
-                    Ok(s) => Ok(Some(s)),
-                    Err(_) => Err(ConfigError::InvalidEnvVar {
-                        name,
-                        reason: "is not valid UTF-8",
-                    }),
-                },
-            }
-        };
+        let regions = read_regions(&mut lookup)?;
+        let mut read = |name: &'static str| read_var(&mut lookup, name);
 
         let project_id = read("SINCH_PROJECT_ID")?;
         let key_id = read("SINCH_KEY_ID")?;
@@ -77,14 +66,7 @@ impl EnvCredentials {
         let app_secret = read("SINCH_APPLICATION_SECRET")?;
         let plan_id = read("SINCH_SERVICE_PLAN_ID")?;
         let api_token = read("SINCH_API_TOKEN")?;
-        let region = read("SINCH_REGION")?
-            .map(|r| {
-                r.parse::<Region>().map_err(|_| ConfigError::InvalidEnvVar {
-                    name: "SINCH_REGION",
-                    reason: "is not one of us, eu, au, br, ca",
-                })
-            })
-            .transpose()?;
+        let region = parse_region(read("SINCH_REGION")?, "SINCH_REGION")?;
 
         let mut builder = Credentials::builder();
         let mut any = false;
@@ -122,19 +104,153 @@ impl EnvCredentials {
         Ok(Self {
             credentials: Arc::new(builder.build()),
             region,
+            regions,
         })
     }
 
-    /// The credentials that were read.
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+    /// The credentials that were read, shared: the same answer as
+    /// [`CredentialProvider::credentials`], without importing the trait.
+    ///
+    /// ```
+    /// use sinch_auth::{EnvCredentials, RotatingCredentials, StaticCredentials};
+    ///
+    /// # let vars = [("SINCH_SERVICE_PLAN_ID", "plan"), ("SINCH_API_TOKEN", "token")];
+    /// # let env = EnvCredentials::from_lookup(|name| {
+    /// #     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into())
+    /// # })?;
+    /// // Any provider starts from it; a rotation can later replace it.
+    /// let rotating = RotatingCredentials::new(env.credentials());
+    /// let fixed = StaticCredentials::new(env.credentials());
+    /// // Single credentials are cheap clones, for verifiers say.
+    /// let plan = env.credentials().service_plan().cloned();
+    /// # assert_eq!(plan.unwrap().id(), "plan");
+    /// # let _ = (rotating, fixed);
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials.clone()
     }
 
     /// `SINCH_REGION`, if it was set.
     pub fn region(&self) -> Option<Region> {
         self.region
     }
+
+    /// The region of each API: `SINCH_SMS_REGION`, `SINCH_CONVERSATION_REGION`
+    /// (each falling back to `SINCH_REGION`) and `SINCH_VOICE_REGION`; see
+    /// [`Regions::from_env`].
+    ///
+    /// ```
+    /// use sinch_auth::EnvCredentials;
+    ///
+    /// let vars = [
+    ///     ("SINCH_SERVICE_PLAN_ID", "plan"),
+    ///     ("SINCH_API_TOKEN", "token"),
+    ///     ("SINCH_SMS_REGION", "ca"),
+    /// ];
+    /// let env = EnvCredentials::from_lookup(|name| {
+    ///     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into())
+    /// })?;
+    /// let url = env.regions().sms_url(&env.credentials());
+    /// assert_eq!(url, Ok("https://ca.sms.api.sinch.com"));
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn regions(&self) -> Regions {
+        self.regions
+    }
 }
+
+/// One variable: absent, or a non-empty UTF-8 value.
+fn read_var(
+    lookup: &mut impl FnMut(&str) -> Option<OsString>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(value) => match value.into_string() {
+            Ok(s) if s.is_empty() => Err(ConfigError::InvalidEnvVar {
+                name,
+                reason: "is empty",
+            }),
+            Ok(s) => Ok(Some(s)),
+            Err(_) => Err(ConfigError::InvalidEnvVar {
+                name,
+                reason: "is not valid UTF-8",
+            }),
+        },
+    }
+}
+
+fn parse_region(value: Option<String>, name: &'static str) -> Result<Option<Region>, ConfigError> {
+    value
+        .map(|r| {
+            r.parse::<Region>().map_err(|_| ConfigError::InvalidEnvVar {
+                name,
+                reason: "is not one of us, eu, au, br, ca",
+            })
+        })
+        .transpose()
+}
+
+/// The per-API regions (see [`Regions::from_env`]). A region set for one API
+/// by its own variable must be one that API serves; the shared
+/// `SINCH_REGION` is checked when a URL is asked for, since one value may
+/// suit SMS and not Conversation.
+pub(crate) fn read_regions(
+    mut lookup: impl FnMut(&str) -> Option<OsString>,
+) -> Result<Regions, ConfigError> {
+    let shared = parse_region(read_var(&mut lookup, "SINCH_REGION")?, "SINCH_REGION")?;
+    let sms = parse_region(
+        read_var(&mut lookup, "SINCH_SMS_REGION")?,
+        "SINCH_SMS_REGION",
+    )?;
+    let conversation = parse_region(
+        read_var(&mut lookup, "SINCH_CONVERSATION_REGION")?,
+        "SINCH_CONVERSATION_REGION",
+    )?;
+    if let Some(region) = conversation {
+        if region.conversation_url().is_none() {
+            return Err(ConfigError::InvalidEnvVar {
+                name: "SINCH_CONVERSATION_REGION",
+                reason: "is a region Conversation is not served in (us, eu, br)",
+            });
+        }
+    }
+    let voice = read_var(&mut lookup, "SINCH_VOICE_REGION")?
+        .map(|v| {
+            v.parse::<VoiceRegion>()
+                .map_err(|_| ConfigError::InvalidEnvVar {
+                    name: "SINCH_VOICE_REGION",
+                    reason: "is not one of global, euc1, use1, sae1, apse1, apse2",
+                })
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let mut regions = Regions::new().voice(voice);
+    if let Some(region) = sms.or(shared) {
+        regions = regions.sms(region);
+    }
+    if let Some(region) = conversation.or(shared) {
+        regions = regions.conversation(region);
+    }
+    Ok(regions)
+}
+
+/// Every variable [`EnvCredentials`] reads; also the file names
+/// [`FileCredentials`](super::FileCredentials) looks for in a directory.
+pub(crate) const VARIABLES: &[&str] = &[
+    "SINCH_PROJECT_ID",
+    "SINCH_KEY_ID",
+    "SINCH_KEY_SECRET",
+    "SINCH_APPLICATION_KEY",
+    "SINCH_APPLICATION_SECRET",
+    "SINCH_SERVICE_PLAN_ID",
+    "SINCH_API_TOKEN",
+    "SINCH_REGION",
+    "SINCH_SMS_REGION",
+    "SINCH_CONVERSATION_REGION",
+    "SINCH_VOICE_REGION",
+];
 
 fn require(name: &'static str, value: Option<String>) -> Result<String, ConfigError> {
     value.ok_or(ConfigError::MissingEnvVar { name })
@@ -179,6 +295,7 @@ impl fmt::Debug for EnvCredentials {
         f.debug_struct("EnvCredentials")
             .field("credentials", &self.credentials)
             .field("region", &self.region)
+            .field("regions", &self.regions)
             .finish()
     }
 }

@@ -27,16 +27,26 @@
 //! ```
 
 mod env;
+mod file;
+mod polling;
 mod provider;
+mod reload;
+mod webhook_secrets;
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub use env::EnvCredentials;
+pub(crate) use env::read_regions;
+pub use file::{FileCredentials, FileCredentialsBuilder};
+pub use polling::{PollingCredentials, PollingCredentialsBuilder};
 pub use provider::{CredentialProvider, RotatingCredentials, StaticCredentials};
+pub use reload::ReloadError;
+pub use webhook_secrets::WebhookSecrets;
 
 use crate::error::{ConfigError, CredentialKind};
 
@@ -88,7 +98,13 @@ fn basic_user(value: &str, field: &'static str) -> Result<(), ConfigError> {
 
 /// A project access key: project id, key id and key secret. Exchanged for
 /// OAuth2 bearer tokens at `auth.sinch.com` (spec §2).
-pub struct AccessKey {
+///
+/// Cloning is cheap and copies no secret: clones share one allocation, and the
+/// secret is zeroized when the last clone is dropped.
+#[derive(Clone)]
+pub struct AccessKey(Arc<AccessKeyParts>);
+
+struct AccessKeyParts {
     project_id: String,
     key_id: String,
     key_secret: SecretString,
@@ -114,34 +130,35 @@ impl AccessKey {
         header_safe(&project_id, "project id")?;
         basic_user(&key_id, "key id")?;
         header_safe(key_secret.expose_secret(), "key secret")?;
-        Ok(Self {
+        Ok(Self(Arc::new(AccessKeyParts {
             project_id,
             key_id,
             key_secret,
-        })
+        })))
     }
 
     /// The project id (not secret).
     pub fn project_id(&self) -> &str {
-        &self.project_id
+        &self.0.project_id
     }
 
     /// The key id (not secret).
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.0.key_id
     }
 
-    /// The key secret. Call `expose_secret()` on it only where it is sent.
+    /// The key secret. Call [`expose_secret()`](crate::ExposeSecret::expose_secret)
+    /// on it only where it is sent.
     pub fn key_secret(&self) -> &SecretString {
-        &self.key_secret
+        &self.0.key_secret
     }
 }
 
 impl fmt::Debug for AccessKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessKey")
-            .field("project_id", &self.project_id)
-            .field("key_id", &self.key_id)
+            .field("project_id", &self.0.project_id)
+            .field("key_id", &self.0.key_id)
             .field("key_secret", &"[REDACTED]")
             .finish()
     }
@@ -153,7 +170,15 @@ impl fmt::Debug for AccessKey {
 /// The secret is base64 text as the dashboard shows it; it is decoded (standard
 /// alphabet, padding optional) when the credentials are built, so a malformed
 /// secret is a configuration error, not a request-time surprise.
-pub struct ApplicationCredentials {
+///
+/// Cloning is cheap and copies no secret: clones share one allocation, and
+/// both forms of the secret are zeroized when the last clone is dropped. A
+/// clone is what an [`ApplicationVerifier`](crate::verify::ApplicationVerifier)
+/// takes when it checks callbacks with the credentials the layer signs with.
+#[derive(Clone)]
+pub struct ApplicationCredentials(Arc<ApplicationParts>);
+
+struct ApplicationParts {
     key: String,
     secret: SecretString,
     decoded_secret: SecretSlice<u8>,
@@ -188,33 +213,33 @@ impl ApplicationCredentials {
                 field: "application secret",
             });
         }
-        Ok(Self {
+        Ok(Self(Arc::new(ApplicationParts {
             key,
             secret,
             decoded_secret: SecretSlice::from(decoded),
-        })
+        })))
     }
 
     /// The application key (not secret).
     pub fn key(&self) -> &str {
-        &self.key
+        &self.0.key
     }
 
     /// The secret as given (base64 text), used by Verification's Basic alternative.
     pub fn secret(&self) -> &SecretString {
-        &self.secret
+        &self.0.secret
     }
 
     /// The decoded secret bytes: the HMAC key for signing and JWTs.
     pub fn decoded_secret(&self) -> &SecretSlice<u8> {
-        &self.decoded_secret
+        &self.0.decoded_secret
     }
 }
 
 impl fmt::Debug for ApplicationCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApplicationCredentials")
-            .field("key", &self.key)
+            .field("key", &self.0.key)
             .field("secret", &"[REDACTED]")
             .finish()
     }
@@ -224,7 +249,13 @@ impl fmt::Debug for ApplicationCredentials {
 ///
 /// Sent as `Authorization: Bearer {api_token}` (as Sinch's SDKs do), or as
 /// `Basic base64(service_plan_id:api_token)` on legacy endpoints.
-pub struct ServicePlan {
+///
+/// Cloning is cheap and copies no secret; the token is zeroized when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct ServicePlan(Arc<ServicePlanParts>);
+
+struct ServicePlanParts {
     id: String,
     api_token: SecretString,
 }
@@ -236,38 +267,42 @@ impl ServicePlan {
         let api_token = SecretString::from(api_token.into());
         basic_user(&id, "service plan id")?;
         header_safe(api_token.expose_secret(), "API token")?;
-        Ok(Self { id, api_token })
+        Ok(Self(Arc::new(ServicePlanParts { id, api_token })))
     }
 
     /// The service plan id (not secret).
     pub fn id(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 
     /// The API token.
     pub fn api_token(&self) -> &SecretString {
-        &self.api_token
+        &self.0.api_token
     }
 }
 
 impl fmt::Debug for ServicePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServicePlan")
-            .field("id", &self.id)
+            .field("id", &self.0.id)
             .field("api_token", &"[REDACTED]")
             .finish()
     }
 }
 
 /// A plain bearer token, sent as `Authorization: Bearer {token}`.
-pub struct BearerToken(SecretString);
+///
+/// Cloning is cheap and copies no secret; the token is zeroized when the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct BearerToken(Arc<SecretString>);
 
 impl BearerToken {
     /// Wraps a token, checking it can be sent in a header.
     pub fn new(token: impl Into<String>) -> Result<Self, ConfigError> {
         let token = SecretString::from(token.into());
         header_safe(token.expose_secret(), "bearer token")?;
-        Ok(Self(token))
+        Ok(Self(Arc::new(token)))
     }
 
     /// The token.
@@ -283,7 +318,13 @@ impl fmt::Debug for BearerToken {
 }
 
 /// A plain user name and password, sent as `Authorization: Basic base64(user:password)`.
-pub struct BasicCredentials {
+///
+/// Cloning is cheap and copies no secret; the password is zeroized when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct BasicCredentials(Arc<BasicParts>);
+
+struct BasicParts {
     username: String,
     password: SecretString,
 }
@@ -303,24 +344,24 @@ impl BasicCredentials {
                 reason: "contains control characters",
             });
         }
-        Ok(Self { username, password })
+        Ok(Self(Arc::new(BasicParts { username, password })))
     }
 
     /// The user name (not secret).
     pub fn username(&self) -> &str {
-        &self.username
+        &self.0.username
     }
 
     /// The password.
     pub fn password(&self) -> &SecretString {
-        &self.password
+        &self.0.password
     }
 }
 
 impl fmt::Debug for BasicCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BasicCredentials")
-            .field("username", &self.username)
+            .field("username", &self.0.username)
             .field("password", &"[REDACTED]")
             .finish()
     }
@@ -349,9 +390,11 @@ impl CredentialsId {
 
 /// The credentials of one deployment: whichever of the Sinch credential kinds it has.
 ///
-/// Immutable once built; providers share it behind an `Arc`. See the
+/// Immutable once built; providers share it behind an `Arc`. Cloning is cheap
+/// (one reference count per credential it holds, no secret copied) and a
+/// clone keeps the [`id`](Self::id): it is the same bundle. See the
 /// [module docs](self) for an example.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Credentials {
     id: CredentialsId,
     access_key: Option<AccessKey>,
@@ -406,6 +449,40 @@ impl Credentials {
             CredentialKind::Bearer => self.bearer.is_some(),
             CredentialKind::Basic => self.basic.is_some(),
         }
+    }
+}
+
+impl Credentials {
+    /// Whether both bundles hold the same credentials, secrets included
+    /// (their ids aside). Reloading providers publish only on a change.
+    pub(crate) fn same_content(&self, other: &Credentials) -> bool {
+        fn same<T>(a: &Option<T>, b: &Option<T>, eq: impl Fn(&T, &T) -> bool) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        fn secret(a: &SecretString, b: &SecretString) -> bool {
+            use subtle::ConstantTimeEq as _;
+            a.expose_secret()
+                .as_bytes()
+                .ct_eq(b.expose_secret().as_bytes())
+                .into()
+        }
+        same(&self.access_key, &other.access_key, |a, b| {
+            a.project_id() == b.project_id()
+                && a.key_id() == b.key_id()
+                && secret(a.key_secret(), b.key_secret())
+        }) && same(&self.application, &other.application, |a, b| {
+            a.key() == b.key() && secret(a.secret(), b.secret())
+        }) && same(&self.service_plan, &other.service_plan, |a, b| {
+            a.id() == b.id() && secret(a.api_token(), b.api_token())
+        }) && same(&self.bearer, &other.bearer, |a, b| {
+            secret(a.token(), b.token())
+        }) && same(&self.basic, &other.basic, |a, b| {
+            a.username() == b.username() && secret(a.password(), b.password())
+        })
     }
 }
 
@@ -473,6 +550,26 @@ macro_rules! credentials_from {
         }
     )*};
 }
+
+macro_rules! shared_credentials_from {
+    ($($ty:ty),* $(,)?) => {$(
+        impl From<$ty> for Arc<Credentials> {
+            fn from(value: $ty) -> Self {
+                Arc::new(Credentials::from(value))
+            }
+        }
+    )*};
+}
+
+// Providers take `impl Into<Arc<Credentials>>`: a bundle, a bundle that is
+// already shared (another provider's snapshot), or any single credential.
+shared_credentials_from!(
+    AccessKey,
+    ApplicationCredentials,
+    ServicePlan,
+    BearerToken,
+    BasicCredentials,
+);
 
 credentials_from! {
     AccessKey => access_key,
@@ -576,6 +673,56 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
         assert!(debug.contains("kid") && debug.contains("plan") && debug.contains("user"));
+    }
+
+    /// Clones share the one allocation that holds the secret (no copy is
+    /// made), and that allocation, whose `SecretBox`es zeroize on drop, is
+    /// released exactly when the last clone goes: not before, not never.
+    #[test]
+    fn clones_share_secret_material_released_with_the_last_clone() {
+        fn check<T: Clone, P>(value: T, inner: impl Fn(&T) -> &Arc<P>) {
+            let clone = value.clone();
+            assert!(Arc::ptr_eq(inner(&value), inner(&clone)));
+            let weak = Arc::downgrade(inner(&value));
+            drop(value);
+            assert!(weak.upgrade().is_some(), "released while a clone lives");
+            drop(clone);
+            assert!(weak.upgrade().is_none(), "secret outlived its last clone");
+        }
+        check(AccessKey::new("p", "k", "s").unwrap(), |v| &v.0);
+        check(ApplicationCredentials::new("a", "c2VjcmV0").unwrap(), |v| {
+            &v.0
+        });
+        check(ServicePlan::new("plan", "tok").unwrap(), |v| &v.0);
+        check(BearerToken::new("tok").unwrap(), |v| &v.0);
+        check(BasicCredentials::new("u", "p").unwrap(), |v| &v.0);
+
+        // A bundle's clone shares its credentials and keeps its identity.
+        let bundle = Credentials::builder()
+            .access_key(AccessKey::new("p", "k", "s").unwrap())
+            .build();
+        let weak = Arc::downgrade(&bundle.access_key.as_ref().unwrap().0);
+        let copy = bundle.clone();
+        assert_eq!(copy.id(), bundle.id());
+        assert!(std::ptr::eq(
+            copy.access_key().unwrap().key_secret(),
+            bundle.access_key().unwrap().key_secret()
+        ));
+        drop(bundle);
+        assert!(weak.upgrade().is_some());
+        drop(copy);
+        assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn clones_stay_redacted() {
+        let key = AccessKey::new("p", "k", "CLONED-SECRET-x1").unwrap();
+        let app = ApplicationCredentials::new("a", "Q0xPTkVELUFQUC14Mg==").unwrap();
+        let debug = format!("{:?} {:?}", key.clone(), app.clone());
+        assert!(
+            !debug.contains("CLONED") && !debug.contains("Q0xPTkVE"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -61,6 +61,18 @@ pub trait CredentialProvider: Send + Sync + 'static {
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         None
     }
+
+    /// Tells the provider that Sinch refused the credentials `id`: a 401
+    /// that a rotation elsewhere could explain (the secret was replaced in
+    /// the secret manager or the mounted files before this process saw it).
+    ///
+    /// Providers that reload from somewhere ([`FileCredentials`](crate::FileCredentials),
+    /// [`PollingCredentials`](crate::PollingCredentials)) reload soon, at most
+    /// once per cooldown however many requests report it; the default does
+    /// nothing. Call it from your own 401 handling; it never blocks.
+    fn credentials_rejected(&self, id: CredentialsId) {
+        let _ = id;
+    }
 }
 
 impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
@@ -74,6 +86,10 @@ impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
 
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         (**self).changes()
+    }
+
+    fn credentials_rejected(&self, id: CredentialsId) {
+        (**self).credentials_rejected(id)
     }
 }
 
@@ -89,9 +105,11 @@ impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
 pub struct StaticCredentials(Arc<Credentials>);
 
 impl StaticCredentials {
-    /// Wraps credentials (or any single credential, converted into a bundle).
-    pub fn new(credentials: impl Into<Credentials>) -> Self {
-        Self(Arc::new(credentials.into()))
+    /// Wraps credentials: a bundle, a bundle that is already shared (an
+    /// `Arc<Credentials>`, such as another provider's snapshot), or any single
+    /// credential.
+    pub fn new(credentials: impl Into<Arc<Credentials>>) -> Self {
+        Self(credentials.into())
     }
 }
 
@@ -148,35 +166,34 @@ struct RotatingInner {
 }
 
 impl RotatingCredentials {
-    /// Starts with these credentials.
-    pub fn new(initial: impl Into<Credentials>) -> Self {
-        Self::from(Arc::new(initial.into()))
-    }
-
-    /// Replaces the credentials. Returns once every later request will use them.
-    pub fn rotate(&self, new: impl Into<Credentials>) {
-        self.rotate_shared(Arc::new(new.into()));
-    }
-
-    /// Replaces the credentials with a bundle that is already shared, such as
-    /// another provider's current snapshot (credentials re-read from the
-    /// environment, say). Otherwise as [`rotate`](Self::rotate).
+    /// Starts with these credentials: a bundle, a bundle that is already
+    /// shared (such as [`EnvCredentials::credentials`](crate::EnvCredentials::credentials)),
+    /// or any single credential.
     ///
     /// ```
-    /// use sinch_auth::{CredentialProvider, EnvCredentials, RotatingCredentials};
+    /// use sinch_auth::{EnvCredentials, RotatingCredentials};
     ///
     /// # let read_env = || EnvCredentials::from_lookup(|name| match name {
     /// #     "SINCH_SERVICE_PLAN_ID" => Some("plan".into()),
     /// #     "SINCH_API_TOKEN" => Some("token".into()),
     /// #     _ => None,
     /// # });
-    /// // `CredentialProvider::credentials` is any provider's current snapshot.
-    /// let provider = RotatingCredentials::from(CredentialProvider::credentials(&read_env()?));
+    /// let provider = RotatingCredentials::new(read_env()?.credentials());
     /// // Later, when the deployment says the variables changed:
-    /// provider.rotate_shared(CredentialProvider::credentials(&read_env()?));
+    /// provider.rotate(read_env()?.credentials());
     /// # Ok::<(), sinch_auth::ConfigError>(())
     /// ```
-    pub fn rotate_shared(&self, new: Arc<Credentials>) {
+    pub fn new(initial: impl Into<Arc<Credentials>>) -> Self {
+        Self::from(initial.into())
+    }
+
+    /// Replaces the credentials (anything [`new`](Self::new) takes). Returns
+    /// once every later request will use them.
+    pub fn rotate(&self, new: impl Into<Arc<Credentials>>) {
+        self.publish(new.into());
+    }
+
+    pub(crate) fn publish(&self, new: Arc<Credentials>) {
         let id = new.id();
         self.inner.current.store(new);
         self.inner.id.store(id.raw(), Ordering::Release);

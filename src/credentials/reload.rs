@@ -1,0 +1,214 @@
+//! What the reloading providers ([`FileCredentials`](super::FileCredentials),
+//! [`PollingCredentials`](super::PollingCredentials)) share: their error, the
+//! publishing rule (last good value kept, unchanged content not re-published)
+//! and the background poller.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::{CredentialProvider, Credentials, RotatingCredentials};
+use crate::error::ConfigError;
+
+/// Why reloading credentials failed. The last good credentials stay in use.
+///
+/// Names the file and the field (the variable name) at fault, never a value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// A credentials file exists but cannot be read.
+    #[error("cannot read credentials file {}: {kind}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        kind: io::ErrorKind,
+    },
+    /// A line of an env-style file is not `KEY=value`.
+    #[error("credentials file {} line {line} is not KEY=value", path.display())]
+    MalformedLine {
+        /// The file.
+        path: PathBuf,
+        /// The line number, from 1.
+        line: usize,
+    },
+    /// A value that its group needs is missing.
+    #[error("credentials in {} lack {field}", path.display())]
+    MissingField {
+        /// The file that should hold it (for a directory: the file named after the field).
+        path: PathBuf,
+        /// The variable name, for example `SINCH_KEY_SECRET`.
+        field: &'static str,
+    },
+    /// A value is present but unusable.
+    #[error("credentials in {}: {field} {reason}", path.display())]
+    InvalidField {
+        /// The file that holds it.
+        path: PathBuf,
+        /// The variable name, for example `SINCH_APPLICATION_SECRET`.
+        field: &'static str,
+        /// What is wrong with it (never the value itself).
+        reason: &'static str,
+    },
+    /// The files hold none of the credential groups.
+    #[error("no Sinch credentials in {}", path.display())]
+    NoCredentials {
+        /// The directory or file that was read.
+        path: PathBuf,
+    },
+    /// The user-supplied fetch failed.
+    #[error("credentials fetch failed: {0}")]
+    Fetch(#[source] Arc<dyn StdError + Send + Sync + 'static>),
+    /// The user-supplied fetch did not finish in time.
+    #[error("credentials fetch did not finish within {0:?}")]
+    Timeout(Duration),
+    /// A setting of the provider is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Polling needs a tokio runtime and none is running on this thread.
+    #[error("credentials polling must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Publishes reloaded credentials through a [`RotatingCredentials`] (its
+/// arc-swap and its `changes()` channel), and remembers the last failure.
+pub(crate) struct Publisher {
+    rotating: RotatingCredentials,
+    last_error: ArcSwapOption<ReloadError>,
+    what: &'static str,
+}
+
+impl Publisher {
+    pub(crate) fn new(initial: Arc<Credentials>, what: &'static str) -> Self {
+        Self {
+            rotating: RotatingCredentials::from(initial),
+            last_error: ArcSwapOption::empty(),
+            what,
+        }
+    }
+
+    pub(crate) fn rotating(&self) -> &RotatingCredentials {
+        &self.rotating
+    }
+
+    /// Offers freshly read credentials: published only when their content
+    /// differs from the current bundle's, so an unchanged secret does not
+    /// make every derived token be refetched. Returns whether they were.
+    pub(crate) fn offer(&self, new: Arc<Credentials>) -> bool {
+        self.last_error.store(None);
+        if self.rotating.credentials().same_content(&new) {
+            return false;
+        }
+        self.rotating.publish(new);
+        true
+    }
+
+    /// Records a failure; the current credentials stay. Logged once per
+    /// distinct failure, not on every poll while it lasts.
+    pub(crate) fn fail(&self, error: ReloadError) -> ReloadError {
+        let message = error.to_string();
+        let repeated = self
+            .last_error
+            .load()
+            .as_deref()
+            .is_some_and(|last| last.to_string() == message);
+        if !repeated {
+            tracing::warn!(
+                target: "sinch_auth",
+                provider = self.what,
+                error = %message,
+                "reloading credentials failed; keeping the last good ones"
+            );
+        }
+        self.last_error.store(Some(Arc::new(error.clone())));
+        error
+    }
+
+    pub(crate) fn last_error(&self) -> Option<Arc<ReloadError>> {
+        self.last_error.load_full()
+    }
+}
+
+/// The background task of a reloading provider. Dropping it (with the last
+/// clone of the provider) ends the task.
+pub(crate) struct Poller {
+    wake: Arc<Wake>,
+    task: AbortHandle,
+}
+
+#[derive(Default)]
+struct Wake {
+    notify: Notify,
+    // Whether a reload was asked for since the last one began: a permit
+    // left in `notify` by a hint that the last reload already served is
+    // ignored, so a burst of hints costs one reload.
+    requested: AtomicBool,
+}
+
+impl Poller {
+    /// Runs `step` every `interval` on the current tokio runtime, and after
+    /// a [`wake`](Self::wake), but never sooner than `cooldown` after the
+    /// previous step: a burst of hints (401s, say) costs one reload.
+    pub(crate) fn spawn<F, Fut>(
+        interval: Duration,
+        cooldown: Duration,
+        mut step: F,
+    ) -> Result<Self, ReloadError>
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if interval.is_zero() {
+            return Err(ConfigError::InvalidSetting {
+                setting: "poll interval",
+                reason: "must be greater than zero",
+            }
+            .into());
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ReloadError::NoRuntime)?;
+        let wake = Arc::new(Wake::default());
+        let woken = wake.clone();
+        let task = runtime.spawn(async move {
+            let mut last = Instant::now();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep_until(last + interval) => {}
+                    () = woken.notify.notified() => {
+                        if !woken.requested.load(Ordering::Acquire) {
+                            continue;
+                        }
+                        tokio::time::sleep_until(last + cooldown).await;
+                    }
+                }
+                woken.requested.store(false, Ordering::Release);
+                step().await;
+                last = Instant::now();
+            }
+        });
+        Ok(Self {
+            wake,
+            task: task.abort_handle(),
+        })
+    }
+
+    /// Asks for a reload soon (coalesced, subject to the cooldown).
+    pub(crate) fn wake(&self) {
+        self.wake.requested.store(true, Ordering::Release);
+        self.wake.notify.notify_one();
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,245 @@
+//! `PollingCredentials`: a user-supplied fetch (standing in for a secret
+//! manager's SDK call) that rotates, fails and hangs, on tokio's paused clock;
+//! and a real OAuth2 round trip against the test kit after a rotation.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{get, send};
+use sinch_auth::testkit::SinchStandIn;
+use sinch_auth::token::RefreshConfig;
+use sinch_auth::{
+    AccessKey, BoxError, CredentialProvider, PollingCredentials, ReloadError, Scheme,
+    SinchAuthLayer,
+};
+use tokio::time::Instant;
+use tower::ServiceBuilder;
+
+/// What the stand-in secret manager answers next.
+#[derive(Clone, Copy)]
+enum Answer {
+    Key(&'static str),
+    Fail,
+    Hang,
+}
+
+#[derive(Clone)]
+struct SecretManager {
+    answer: Arc<Mutex<Answer>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl SecretManager {
+    fn new(answer: Answer) -> Self {
+        Self {
+            answer: Arc::new(Mutex::new(answer)),
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn set(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn builder(&self) -> sinch_auth::PollingCredentialsBuilder {
+        let this = self.clone();
+        PollingCredentials::builder(move || {
+            let answer = *this.answer.lock().unwrap();
+            this.calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match answer {
+                    Answer::Key(id) => Ok(AccessKey::new("proj", id, format!("VAULT-{id}"))?),
+                    Answer::Fail => Err(BoxError::from("secret manager said 503")),
+                    Answer::Hang => std::future::pending().await,
+                }
+            }
+        })
+    }
+}
+
+fn key_id(provider: &PollingCredentials) -> String {
+    provider
+        .credentials()
+        .access_key()
+        .unwrap()
+        .key_id()
+        .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rotated_secret_is_published_within_one_interval_and_an_unchanged_one_is_not() {
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let interval = Duration::from_secs(300);
+    let provider = vault.builder().interval(interval).start().await.unwrap();
+    assert_eq!(key_id(&provider), "key-1");
+    let first = provider.current_id();
+    let mut changes = provider.changes().unwrap();
+
+    // Same secret at the next poll: same bundle, no token refetch triggered.
+    tokio::time::sleep(interval + Duration::from_secs(1)).await;
+    assert_eq!(vault.calls(), 2);
+    assert_eq!(provider.current_id(), first);
+    assert!(!changes.has_changed().unwrap());
+
+    vault.set(Answer::Key("key-2"));
+    let started = Instant::now();
+    changes.changed().await.unwrap();
+    assert!(started.elapsed() <= interval, "{:?}", started.elapsed());
+    assert_eq!(key_id(&provider), "key-2");
+    assert_eq!(*changes.borrow_and_update(), provider.current_id());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_fetch_keeps_the_last_good_credentials_and_reports_why() {
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let interval = Duration::from_secs(60);
+    let provider = vault.builder().interval(interval).start().await.unwrap();
+    let good = provider.current_id();
+
+    vault.set(Answer::Fail);
+    tokio::time::sleep(interval * 3 + Duration::from_secs(1)).await;
+    assert_eq!(vault.calls(), 4);
+    assert_eq!(provider.current_id(), good);
+    let error = provider.last_error().expect("the failure is observable");
+    assert!(matches!(*error, ReloadError::Fetch(_)), "{error:?}");
+    assert!(error.to_string().contains("503"), "{error}");
+
+    let err = provider.refresh_now().await.unwrap_err();
+    assert!(matches!(err, ReloadError::Fetch(_)));
+
+    vault.set(Answer::Key("key-2"));
+    assert!(provider.refresh_now().await.unwrap());
+    assert_eq!(key_id(&provider), "key-2");
+    assert!(provider.last_error().is_none());
+    assert!(!provider.refresh_now().await.unwrap(), "unchanged");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_fetch_times_out_and_polling_goes_on() {
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let interval = Duration::from_secs(60);
+    let timeout = Duration::from_secs(5);
+    let provider = vault
+        .builder()
+        .interval(interval)
+        .timeout(timeout)
+        .start()
+        .await
+        .unwrap();
+    let good = provider.current_id();
+
+    vault.set(Answer::Hang);
+    let started = Instant::now();
+    let err = provider.refresh_now().await.unwrap_err();
+    assert!(
+        matches!(err, ReloadError::Timeout(t) if t == timeout),
+        "{err:?}"
+    );
+    assert_eq!(started.elapsed(), timeout);
+    assert_eq!(provider.current_id(), good);
+    assert!(matches!(
+        provider.last_error().as_deref(),
+        Some(ReloadError::Timeout(_))
+    ));
+
+    // The background fetch hangs too, gives up, and the next one succeeds.
+    let mut changes = provider.changes().unwrap();
+    tokio::time::sleep(interval + timeout).await;
+    vault.set(Answer::Key("key-2"));
+    changes.changed().await.unwrap();
+    assert_eq!(key_id(&provider), "key-2");
+    assert!(provider.last_error().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_rejections_costs_one_early_fetch_per_cooldown() {
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let cooldown = Duration::from_secs(10);
+    let provider = vault
+        .builder()
+        .interval(Duration::from_secs(3600))
+        .cooldown(cooldown)
+        .start()
+        .await
+        .unwrap();
+    let stale = provider.current_id();
+    vault.set(Answer::Key("key-2"));
+    let mut changes = provider.changes().unwrap();
+    let started = Instant::now();
+    for _ in 0..100 {
+        provider.credentials_rejected(stale);
+    }
+    changes.changed().await.unwrap();
+    // The first hint waits out the cooldown since the initial fetch.
+    assert_eq!(started.elapsed(), cooldown);
+    assert_eq!(vault.calls(), 2);
+    assert_eq!(key_id(&provider), "key-2");
+
+    // A late 401 for the credentials already replaced asks for nothing.
+    provider.credentials_rejected(stale);
+    tokio::time::sleep(cooldown * 3).await;
+    assert_eq!(vault.calls(), 2);
+
+    // For the current ones, one more fetch, however many hints.
+    provider.refresh_soon();
+    provider.refresh_soon();
+    tokio::time::sleep(cooldown * 3).await;
+    assert_eq!(vault.calls(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_fetch_must_succeed() {
+    let vault = SecretManager::new(Answer::Fail);
+    assert!(matches!(
+        vault.builder().start().await.unwrap_err(),
+        ReloadError::Fetch(_)
+    ));
+    vault.set(Answer::Hang);
+    assert!(matches!(
+        vault
+            .builder()
+            .timeout(Duration::from_secs(1))
+            .start()
+            .await
+            .unwrap_err(),
+        ReloadError::Timeout(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_rotation_in_the_secret_manager_reaches_the_next_request() {
+    let key1 = AccessKey::new("proj", "key-1", "VAULT-key-1").unwrap();
+    let key2 = AccessKey::new("proj", "key-2", "VAULT-key-2").unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key1)
+        .access_key(&key2)
+        .start()
+        .await
+        .unwrap();
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let provider = vault.builder().start().await.unwrap();
+    let layer = SinchAuthLayer::builder(provider.clone())
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .refresh(RefreshConfig::default().hard_cutover(true))
+        .build()
+        .unwrap();
+    let client = ServiceBuilder::new().layer(layer).service(sinch.client());
+    let url = format!("{}/v1/numbers", sinch.url());
+    let (_, body) = send(&client, get(&url)).await;
+    assert!(body.contains("oauth2:key-1"), "{body}");
+
+    vault.set(Answer::Key("key-2"));
+    assert!(provider.refresh_now().await.unwrap());
+    let (_, body) = send(&client, get(&url)).await;
+    assert!(body.contains("oauth2:key-2"), "{body}");
+    assert_eq!(sinch.token_requests(), 2);
+    assert!(!format!("{provider:?}").contains("VAULT-"));
+}
