@@ -1232,3 +1232,146 @@ impl SinchStandIn {
         edit(&mut scripts[index]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spec §4's vectors, through the stand-in's own checker: (secret,
+    /// method, content type, timestamp, path, body, signature).
+    const VECTORS: &[(&str, &str, &str, &str, &str, &[u8], &str)] = &[
+        (
+            "bXkta2V5LXNlY3JldA==",
+            "POST",
+            "application/json; charset=UTF-8",
+            "2023-11-22T09:10:11.999Z",
+            "/path/pathParamValue",
+            br#"{"identity":{"type":"number","endpoint":"+33444555666"},"method":"sms"}"#,
+            "QP3OzQZVzRZAEev6DBLvJkgpiqyZPuXYsc7oyjUV0K8=",
+        ),
+        (
+            "bXkta2V5LXNlY3JldA==",
+            "GET",
+            "application/json",
+            "2023-11-22T09:10:11.999Z",
+            "/path/pathParamValue",
+            b"",
+            "nsrLDvP6KVD/dAxb3IfAncdwjPFJVWSrseEFOcZge+A=",
+        ),
+        (
+            "BeIukql3pTKJ8RGL5zo0DA==",
+            "POST",
+            "application/json",
+            "2014-06-04T13:41:58Z",
+            "/verification/v1/verifications",
+            br#"{"identity": {"type": "number", "endpoint": "+46700000000"}, "method": "sms"}"#,
+            "h6rXrFayOoggyHW4ymnLlfSDkZZPg6j98lHzvOXVjvw=",
+        ),
+        (
+            "BeIukql3pTKJ8RGL5zo0DA==",
+            "POST",
+            "application/json",
+            "2014-06-04T13:41:58Z",
+            "/verification/v1/verifications",
+            b"",
+            "srx3SkKXw/ryFJLfwFFzZTigPxR/1+9Ae+eB3olDIjM=",
+        ),
+    ];
+
+    #[test]
+    fn the_stand_ins_own_checker_accepts_spec_vectors_s1_to_s3() {
+        for &(secret, method, content_type, ts, path, body, signature) in VECTORS {
+            let secret = decode_application_secret(secret);
+            let text = string_to_sign(method, path, content_type, body, ts);
+            assert!(
+                application_signature_matches(&secret, &text, signature),
+                "{method} {path} {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn the_stand_ins_own_checker_refuses_each_vector_with_one_part_changed() {
+        for &(secret, method, content_type, ts, path, body, signature) in VECTORS {
+            let secret = decode_application_secret(secret);
+            let refused = |text: Vec<u8>| !application_signature_matches(&secret, &text, signature);
+            assert!(refused(string_to_sign("PUT", path, content_type, body, ts)));
+            assert!(refused(string_to_sign(
+                method,
+                "/other",
+                content_type,
+                body,
+                ts
+            )));
+            assert!(refused(string_to_sign(
+                method,
+                path,
+                "text/plain",
+                body,
+                ts
+            )));
+            assert!(refused(string_to_sign(
+                method,
+                path,
+                content_type,
+                b"x",
+                ts
+            )));
+            assert!(refused(string_to_sign(
+                method,
+                path,
+                content_type,
+                body,
+                "2020-01-01T00:00:00Z"
+            )));
+        }
+    }
+
+    #[test]
+    fn the_signed_path_is_percent_decoded_without_the_query() {
+        let text = string_to_sign("GET", "/a%20b%2Fc", "", b"", "T");
+        assert_eq!(text, b"GET\n\n\nx-timestamp:T\n/a b/c");
+        let text = string_to_sign("GET", "/a?x=1", "", b"", "T");
+        assert_eq!(text, b"GET\n\n\nx-timestamp:T\n/a");
+        // Content-MD5 of S1's body, as spec §4 gives it.
+        let text = string_to_sign(
+            "POST",
+            "/p",
+            "ct",
+            br#"{"identity":{"type":"number","endpoint":"+33444555666"},"method":"sms"}"#,
+            "T",
+        );
+        assert!(text.starts_with(b"POST\nRkD29EocJh6t7zr5QfKM4g==\nct\n"));
+    }
+
+    #[test]
+    fn application_secrets_decode_with_or_without_padding() {
+        assert_eq!(
+            decode_application_secret("bXkta2V5LXNlY3JldA=="),
+            b"my-key-secret"
+        );
+        assert_eq!(
+            decode_application_secret("bXkta2V5LXNlY3JldA"),
+            b"my-key-secret"
+        );
+    }
+
+    #[test]
+    fn a_signature_that_is_not_base64_is_refused_not_a_panic() {
+        assert!(!application_signature_matches(b"k", b"text", "not base64!"));
+        assert!(!application_signature_matches(b"k", b"text", ""));
+    }
+
+    #[test]
+    fn freshness_is_symmetric_around_now() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let window = Duration::from_secs(60);
+        assert!(fresh("2023-11-14T22:13:20Z", now, window));
+        assert!(fresh("2023-11-14T22:14:20Z", now, window));
+        assert!(fresh("2023-11-14T22:12:20.000Z", now, window));
+        assert!(!fresh("2023-11-14T22:14:21Z", now, window));
+        assert!(!fresh("2023-11-14T22:12:19Z", now, window));
+        assert!(!fresh("yesterday", now, window));
+    }
+}

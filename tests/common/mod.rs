@@ -83,6 +83,16 @@ impl Capture {
     }
 }
 
+/// Reads a whole body as (lossy UTF-8) text.
+pub async fn body_text<B>(body: B) -> String
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let bytes = body.collect().await.expect("a whole body").to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Sends one request through `service` and returns status and body text.
 pub async fn send<S>(service: &S, request: Request<Full<Bytes>>) -> (http::StatusCode, String)
 where
