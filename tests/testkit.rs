@@ -550,7 +550,7 @@ async fn scripted_answers_go_only_to_requests_that_authenticate() {
     assert_eq!(sinch.api_rejected(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_layer_passes_scripted_answers_through_and_resends_once_on_expired() {
     let sinch = SinchStandIn::builder()
         .access_key(&key())
