@@ -72,7 +72,11 @@ pub fn unsigned_jwt(claims: &str) -> String {
 }
 
 /// A stand-in accepting `key`, issuing tokens of `lifetime`, reading `clock`.
-pub async fn oauth2_stand_in(key: &AccessKey, lifetime: Duration, clock: impl Clock) -> SinchStandIn {
+pub async fn oauth2_stand_in(
+    key: &AccessKey,
+    lifetime: Duration,
+    clock: impl Clock,
+) -> SinchStandIn {
     SinchStandIn::builder()
         .access_key(key)
         .token_lifetime(lifetime)
