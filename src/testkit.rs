@@ -276,6 +276,9 @@ impl SinchStandInBuilder {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        // Answers leave at once (no Nagle wait for an ACK), so
+                        // nothing sits in a socket while a paused clock idles.
+                        let _ = stream.set_nodelay(true);
                         let state = accept_state.clone();
                         connections.spawn(async move {
                             let service = hyper::service::service_fn(move |request| {
@@ -1057,9 +1060,11 @@ impl SinchStandIn {
         self.addr
     }
 
-    /// A plain-http hyper client (a fresh pool).
+    /// A plain-http hyper client (a fresh pool, `TCP_NODELAY` set).
     pub fn client(&self) -> StandInClient {
-        Client::builder(TokioExecutor::new()).build_http()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new()).build(connector)
     }
 
     /// Requests to the token endpoint so far (including failed ones).
