@@ -1242,9 +1242,19 @@ impl SinchStandIn {
 mod tests {
     use super::*;
 
-    /// Spec §4's vectors, through the stand-in's own checker: (secret,
-    /// method, content type, timestamp, path, body, signature).
-    const VECTORS: &[(&str, &str, &str, &str, &str, &[u8], &str)] = &[
+    /// (secret, method, content type, timestamp, path, body, signature).
+    type Vector = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [u8],
+        &'static str,
+    );
+
+    /// Spec §4's vectors, through the stand-in's own checker.
+    const VECTORS: &[Vector] = &[
         (
             "bXkta2V5LXNlY3JldA==",
             "POST",
