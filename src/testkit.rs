@@ -103,7 +103,7 @@
 //! ([`SinchStandInBuilder::clock`]): issued tokens' `iat`/`exp` and when they
 //! stop being accepted, self-signed JWTs' `exp`, and (opt-in) the freshness of
 //! `x-timestamp`. Under `tokio::time::pause()` give the stand-in and the layer
-//! the same [`TokioClock`](crate::clock::TokioClock): a one-hour token's
+//! the same [`TokioClock`]: a one-hour token's
 //! whole life then runs in milliseconds. Run the stand-in in the test's own
 //! current-thread runtime (as `#[tokio::test(start_paused = true)]` does):
 //! loopback I/O between tasks of one runtime is ready before tokio would
