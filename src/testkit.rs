@@ -158,6 +158,7 @@ pub struct SinchStandInBuilder {
     addr: Option<SocketAddr>,
     clock: Option<Arc<dyn Clock>>,
     timestamp_window: Option<Duration>,
+    strict_expiry: bool,
 }
 
 impl fmt::Debug for SinchStandInBuilder {
@@ -230,6 +231,17 @@ impl SinchStandInBuilder {
         self
     }
 
+    /// Refuses issued tokens from the second in their `exp` claim on, as a
+    /// server that only reads `exp` does, instead of exactly the lifetime
+    /// after they were issued. `exp` is whole seconds rounded down from the
+    /// time of issue, so a token then dies up to a second before
+    /// `expires_in` says: for tests that a client does not overstate a
+    /// token's life.
+    pub fn strict_expiry(mut self, strict: bool) -> Self {
+        self.strict_expiry = strict;
+        self
+    }
+
     /// Listens on this address instead of a free port on `127.0.0.1` (to
     /// bring a stand-in back where a stopped one was).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
@@ -252,6 +264,7 @@ impl SinchStandInBuilder {
         let state = Arc::new(State {
             clock,
             timestamp_window: self.timestamp_window,
+            strict_expiry: self.strict_expiry,
             scripts: Mutex::new(Vec::new()),
             access_keys: Mutex::new(self.access_keys),
             service_plans: Mutex::new(self.service_plans),
@@ -527,6 +540,7 @@ struct Issued {
 struct State {
     clock: Arc<dyn Clock>,
     timestamp_window: Option<Duration>,
+    strict_expiry: bool,
     scripts: Mutex<Vec<Script>>,
     access_keys: Mutex<Vec<(String, SecretString)>>,
     service_plans: Mutex<Vec<(String, SecretString)>>,
@@ -675,7 +689,11 @@ impl State {
         lock(&self.issued).insert(
             jti,
             Issued {
-                expires_at: saturating_add(issued_at, Duration::from_secs(lifetime)),
+                expires_at: if self.strict_expiry {
+                    saturating_add(SystemTime::UNIX_EPOCH, Duration::from_secs(claims.exp))
+                } else {
+                    saturating_add(issued_at, Duration::from_secs(lifetime))
+                },
                 revoked: false,
             },
         );

@@ -314,6 +314,37 @@ async fn issued_tokens_take_iat_exp_and_expiry_from_the_injected_clock() {
     );
 }
 
+#[tokio::test]
+async fn strict_expiry_refuses_tokens_from_their_exp_second_not_a_lifetime_after_issue() {
+    for strict in [false, true] {
+        // Issued three quarters into a second: `exp` rounds that down.
+        let issued_at = start() + Duration::from_millis(750);
+        let clock = ManualClock::new(issued_at);
+        let sinch = SinchStandIn::builder()
+            .access_key(&key())
+            .token_lifetime(Duration::from_secs(600))
+            .clock(clock.clone())
+            .strict_expiry(strict)
+            .start()
+            .await
+            .unwrap();
+        let token = fetch_token(&sinch).await;
+        assert_eq!(claims(&token)["exp"], START + 600);
+        let bearer = format!("Bearer {token}");
+        clock.set(start() + Duration::from_millis(599_999));
+        assert_eq!(api_with(&sinch, &bearer).await.0, 200, "strict: {strict}");
+        clock.set(start() + Duration::from_secs(600));
+        let expected = if strict { 401 } else { 200 };
+        assert_eq!(
+            api_with(&sinch, &bearer).await.0,
+            expected,
+            "strict: {strict}"
+        );
+        clock.set(issued_at + Duration::from_secs(600));
+        assert_eq!(api_with(&sinch, &bearer).await.0, 401, "strict: {strict}");
+    }
+}
+
 /// An HS256 JWT, written out in the test.
 fn self_signed(key: &str, secret: &[u8], iat: u64, exp: u64) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
