@@ -231,12 +231,14 @@ impl SinchStandInBuilder {
         self
     }
 
-    /// Refuses issued tokens from the second in their `exp` claim on, as a
-    /// server that only reads `exp` does, instead of exactly the lifetime
-    /// after they were issued. `exp` is whole seconds rounded down from the
-    /// time of issue, so a token then dies up to a second before
-    /// `expires_in` says: for tests that a client does not overstate a
-    /// token's life.
+    /// Issues tokens as an issuer with whole-second clocks does, and refuses
+    /// them from their `exp` on: `iat` is the time of issue rounded down,
+    /// `exp = iat + expires_in`, so a token dies up to a second before
+    /// `expires_in` after it was received says. For tests that a client does
+    /// not overstate a token's life.
+    ///
+    /// By default a token is refused exactly `expires_in` after it was
+    /// issued, and its `exp` is the first whole second at or after that.
     pub fn strict_expiry(mut self, strict: bool) -> Self {
         self.strict_expiry = strict;
         self
@@ -672,11 +674,24 @@ impl State {
         let jti = self.next_jti.fetch_add(1, Ordering::SeqCst);
         let issued_at = self.clock.now();
         let iat = unix_seconds(issued_at);
+        let (exp, expires_at) = if self.strict_expiry {
+            // As an issuer with whole-second `iat` does: dead from `exp` on.
+            let exp = iat.saturating_add(lifetime);
+            let dead = saturating_add(SystemTime::UNIX_EPOCH, Duration::from_secs(exp));
+            (exp, dead)
+        } else {
+            // Dead exactly `lifetime` after issue; `exp` is the first whole
+            // second at or after that, so the claim never says less than
+            // what is enforced.
+            let dead = saturating_add(issued_at, Duration::from_secs(lifetime));
+            let exp = unix_seconds(saturating_add(dead, Duration::from_nanos(999_999_999)));
+            (exp, dead)
+        };
         let claims = IssuedClaims {
             iss: "sinch-auth-testkit".to_owned(),
             sub: key_id,
             iat,
-            exp: iat.saturating_add(lifetime),
+            exp,
             jti,
         };
         let Ok(token) = jsonwebtoken::encode(
@@ -689,11 +704,7 @@ impl State {
         lock(&self.issued).insert(
             jti,
             Issued {
-                expires_at: if self.strict_expiry {
-                    saturating_add(SystemTime::UNIX_EPOCH, Duration::from_secs(claims.exp))
-                } else {
-                    saturating_add(issued_at, Duration::from_secs(lifetime))
-                },
+                expires_at,
                 revoked: false,
             },
         );

@@ -329,7 +329,11 @@ async fn strict_expiry_refuses_tokens_from_their_exp_second_not_a_lifetime_after
             .await
             .unwrap();
         let token = fetch_token(&sinch).await;
-        assert_eq!(claims(&token)["exp"], START + 600);
+        assert_eq!(claims(&token)["iat"], START);
+        // Strict: `iat + expires_in`. Default: the second at or after the
+        // moment the token is refused.
+        let exp = if strict { START + 600 } else { START + 601 };
+        assert_eq!(claims(&token)["exp"], exp, "strict: {strict}");
         let bearer = format!("Bearer {token}");
         clock.set(start() + Duration::from_millis(599_999));
         assert_eq!(api_with(&sinch, &bearer).await.0, 200, "strict: {strict}");
