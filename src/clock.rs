@@ -4,6 +4,20 @@
 //! requests, the freshness window of callbacks and `Retry-After` dates. It is
 //! read through a [`Clock`] so tests can control it. Scheduling (refresh,
 //! backoff, expiry) uses tokio's clock, which `tokio::time::pause()` controls.
+//!
+//! # One clock for a whole test
+//!
+//! Under `tokio::time::pause()` the two clocks drift apart unless the wall
+//! clock follows tokio's: give the same [`TokioClock`] to the layer
+//! ([`SinchAuthBuilder::clock`](crate::SinchAuthBuilder::clock)) and, in
+//! tests, to the stand-in (`SinchStandIn::builder().clock(..)`, feature
+//! `test-util`). Then a token's `exp`, the signed timestamps and the refresh
+//! timers all move together when the test advances time, and a one-hour
+//! token's whole life runs in milliseconds.
+//!
+//! Arithmetic on these clocks saturates: a clock set or advanced far into the
+//! future reads the latest time the platform can represent instead of
+//! panicking.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -60,7 +74,7 @@ impl TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> SystemTime {
-        self.start + self.origin.elapsed()
+        saturating_add(self.start, self.origin.elapsed())
     }
 }
 
@@ -88,10 +102,22 @@ impl ManualClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = now;
     }
 
-    /// Moves the time forward.
+    /// Moves the time forward, stopping at the latest time the platform can
+    /// represent (never panics).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sinch_auth::clock::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+    /// clock.advance(Duration::MAX);
+    /// let latest = clock.now();
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.now(), latest);
+    /// ```
     pub fn advance(&self, by: Duration) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+        *now = saturating_add(*now, by);
     }
 }
 
@@ -113,9 +139,85 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
+/// `t + by`, or the latest time the platform can represent when that
+/// overflows (`SystemTime + Duration` panics instead).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use sinch_auth::clock::saturating_add;
+///
+/// let t = SystemTime::UNIX_EPOCH;
+/// assert_eq!(saturating_add(t, Duration::from_secs(5)), t + Duration::from_secs(5));
+/// let latest = saturating_add(t, Duration::MAX);
+/// assert_eq!(saturating_add(latest, Duration::from_secs(1)), latest);
+/// ```
+pub fn saturating_add(t: SystemTime, by: Duration) -> SystemTime {
+    if let Some(sum) = t.checked_add(by) {
+        return sum;
+    }
+    // The representable range differs per platform: search for the largest
+    // step that still fits (at most ~100 halvings, and only on overflow).
+    let (mut fits, mut overflows) = (Duration::ZERO, by);
+    while overflows - fits > Duration::from_nanos(1) {
+        let mid = fits + (overflows - fits) / 2;
+        if t.checked_add(mid).is_some() {
+            fits = mid;
+        } else {
+            overflows = mid;
+        }
+    }
+    t + fits
+}
+
 /// Seconds since the Unix epoch (0 for times before it).
 pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_advanced_far_into_the_future_saturates_instead_of_panicking() {
+        let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        clock.advance(Duration::from_secs(u64::MAX));
+        let latest = clock.now();
+        assert!(latest > SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 40));
+        // Nothing representable lies beyond it.
+        assert!(latest.checked_add(Duration::from_nanos(1)).is_none());
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), latest);
+        // Still a usable clock: it can be set back.
+        clock.set(SystemTime::UNIX_EPOCH);
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(5));
+    }
+
+    #[test]
+    fn saturating_add_is_plain_addition_when_it_fits() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_234);
+        let by = Duration::new(86_400 * 365 * 30, 999_999_999);
+        assert_eq!(saturating_add(t, by), t + by);
+        assert_eq!(saturating_add(t, Duration::ZERO), t);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_started_at_the_latest_time_saturates_as_tokio_time_passes() {
+        let latest = saturating_add(SystemTime::UNIX_EPOCH, Duration::MAX);
+        let clock = TokioClock::new(latest);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(clock.now(), latest);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_follows_paused_tokio_time() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let clock = TokioClock::new(start);
+        assert_eq!(clock.now(), start);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(clock.now(), start + Duration::from_millis(1500));
+    }
 }

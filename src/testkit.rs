@@ -7,9 +7,15 @@
 //!   them, and issues HS256 JWTs with the lifetime you choose;
 //! - the APIs, every other path: checks `Authorization` the way Sinch does
 //!   (OAuth2 bearer, service-plan bearer, self-signed JWT, Basic, application
-//!   signature) and answers `200` with a JSON description of what it accepted,
-//!   or `401` (with `www-authenticate: Bearer error="invalid_token",
-//!   error_description="Jwt expired …"` for expired tokens).
+//!   signature) and answers `200` with a JSON description of what it accepted
+//!   (or the answer you scripted for that path), or `401` (with
+//!   `www-authenticate: Bearer error="invalid_token", error_description="Jwt
+//!   expired …"` for expired tokens).
+//!
+//! Application signatures are checked by the stand-in's own plain
+//! implementation of spec §4 (HMAC-SHA256 and MD5 straight from the `hmac`,
+//! `sha2` and `md-5` crates, its own base64 decoding of the secret), not by
+//! the crate's signer, so a bug in the signer fails against it.
 //!
 //! It counts calls and injects faults: delays, the next N token requests
 //! failing with a status (429 with or without `Retry-After`, 5xx, a body of
@@ -38,6 +44,71 @@
 //! assert_eq!(sinch.token_requests(), 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Scripted API answers
+//!
+//! To test your own handling of API answers (errors, throttling, pagination,
+//! odd bodies), script them per path, optionally per method: a default with
+//! [`SinchStandIn::answer`], one-shot answers served first and in order with
+//! [`SinchStandIn::answer_once`] / [`SinchStandIn::answer_in_turn`]. A
+//! scripted answer is only given to a request that authenticates; the rest
+//! still get `401`, and injected faults (`answer_expired_next`, ...) come
+//! first. Requests are counted and recorded as usual.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use http::{HeaderValue, Method, StatusCode};
+//! use http_body_util::BodyExt;
+//! use sinch_auth::testkit::{ApiAnswer, Route, SinchStandIn};
+//! use sinch_auth::{Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
+//! use tower::ServiceExt;
+//!
+//! let plan = ServicePlan::new("plan-id", "api-token")?;
+//! let sinch = SinchStandIn::builder().service_plan(&plan).start().await?;
+//! let batches = "/xms/v1/plan-id/batches";
+//! // The first POST is throttled, every later one is accepted.
+//! sinch.answer_once(
+//!     Route::new(Method::POST, batches),
+//!     ApiAnswer::new(StatusCode::TOO_MANY_REQUESTS)
+//!         .header("retry-after", HeaderValue::from_static("1")),
+//! );
+//! sinch.answer(
+//!     Route::new(Method::POST, batches),
+//!     ApiAnswer::new(StatusCode::CREATED).json(&serde_json::json!({ "id": "batch-1" })),
+//! );
+//!
+//! let layer = SinchAuthLayer::new(StaticCredentials::new(plan), Scheme::ServicePlanBearer)?;
+//! let client = tower::ServiceBuilder::new().layer(layer).service(sinch.client());
+//! let send = || {
+//!     let request = http::Request::post(format!("{}{batches}", sinch.url()))
+//!         .header("content-type", "application/json")
+//!         .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+//!         .unwrap();
+//!     client.clone().oneshot(request)
+//! };
+//! let throttled = send().await?;
+//! assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+//! assert_eq!(throttled.headers()["retry-after"], "1");
+//! let created = send().await?;
+//! assert_eq!(created.status(), StatusCode::CREATED);
+//! let body = created.into_body().collect().await?.to_bytes();
+//! assert_eq!(body, r#"{"id":"batch-1"}"#);
+//! # Ok(()) }
+//! ```
+//!
+//! # Time
+//!
+//! Everything time-based in the stand-in reads one [`Clock`]
+//! ([`SinchStandInBuilder::clock`]): issued tokens' `iat`/`exp` and when they
+//! stop being accepted, self-signed JWTs' `exp`, and (opt-in) the freshness of
+//! `x-timestamp`. Under `tokio::time::pause()` give the stand-in and the layer
+//! the same [`TokioClock`]: a one-hour token's
+//! whole life then runs in milliseconds. Run the stand-in in the test's own
+//! current-thread runtime (as `#[tokio::test(start_paused = true)]` does):
+//! loopback I/O between tasks of one runtime is ready before tokio would
+//! auto-advance the paused clock, so timers cannot fire while a request is
+//! on the wire.
 //!
 //! # Swapping credential providers in a test
 //!
@@ -69,9 +140,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use crate::clock::unix_seconds;
+use crate::clock::{Clock, TokioClock, saturating_add, unix_seconds};
 use crate::{AccessKey, ApplicationCredentials, ServicePlan};
 
 /// A plain-http hyper client for talking to the stand-in.
@@ -86,6 +156,9 @@ pub struct SinchStandInBuilder {
     applications: Vec<(String, SecretString, Vec<u8>)>,
     token_lifetime: Option<Duration>,
     addr: Option<SocketAddr>,
+    clock: Option<Arc<dyn Clock>>,
+    timestamp_window: Option<Duration>,
+    strict_expiry: bool,
 }
 
 impl fmt::Debug for SinchStandInBuilder {
@@ -123,7 +196,8 @@ impl SinchStandInBuilder {
         self.applications.push((
             app.key().to_owned(),
             SecretString::from(app.secret().expose_secret().to_owned()),
-            app.decoded_secret().expose_secret().to_vec(),
+            // Decoded here, not by the crate: the stand-in checks the crate.
+            decode_application_secret(app.secret().expose_secret()),
         ));
         self
     }
@@ -131,6 +205,42 @@ impl SinchStandInBuilder {
     /// The `expires_in` of issued tokens (default one hour; whole seconds, at least 1).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Reads the time from this clock: the `iat`/`exp` of issued tokens, when
+    /// they stop being accepted, the `exp` of self-signed JWTs and (with
+    /// [`timestamp_window`](Self::timestamp_window)) the freshness of
+    /// `x-timestamp`.
+    ///
+    /// Default: a [`TokioClock`] started at the system time when the
+    /// stand-in starts, which reads the system time in a normal test and
+    /// follows tokio's clock under `tokio::time::pause()`. Give the layer the
+    /// same clock ([`SinchAuthBuilder::clock`](crate::SinchAuthBuilder::clock),
+    /// e.g. `.clock(sinch.clock())`), so both sides agree on the time.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Refuses application-signed requests whose `x-timestamp` is further
+    /// than `window` from the stand-in's clock, in either direction (off by
+    /// default: Sinch does not document its window).
+    pub fn timestamp_window(mut self, window: Duration) -> Self {
+        self.timestamp_window = Some(window);
+        self
+    }
+
+    /// Issues tokens as an issuer with whole-second clocks does, and refuses
+    /// them from their `exp` on: `iat` is the time of issue rounded down,
+    /// `exp = iat + expires_in`, so a token dies up to a second before
+    /// `expires_in` after it was received says. For tests that a client does
+    /// not overstate a token's life.
+    ///
+    /// By default a token is refused exactly `expires_in` after it was
+    /// issued, and its `exp` is the first whole second at or after that.
+    pub fn strict_expiry(mut self, strict: bool) -> Self {
+        self.strict_expiry = strict;
         self
     }
 
@@ -150,7 +260,14 @@ impl SinchStandInBuilder {
         let addr = listener.local_addr()?;
         let mut server_key = [0u8; 32];
         server_key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(TokioClock::new(SystemTime::now())));
         let state = Arc::new(State {
+            clock,
+            timestamp_window: self.timestamp_window,
+            strict_expiry: self.strict_expiry,
+            scripts: Mutex::new(Vec::new()),
             access_keys: Mutex::new(self.access_keys),
             service_plans: Mutex::new(self.service_plans),
             applications: Mutex::new(self.applications),
@@ -174,6 +291,9 @@ impl SinchStandInBuilder {
                 tokio::select! {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        // Answers leave at once (no Nagle wait for an ACK), so
+                        // nothing sits in a socket while a paused clock idles.
+                        let _ = stream.set_nodelay(true);
                         let state = accept_state.clone();
                         connections.spawn(async move {
                             let service = hyper::service::service_fn(move |request| {
@@ -247,6 +367,136 @@ impl TokenFailure {
     }
 }
 
+/// Which API requests a scripted answer is for: a path (exact, without the
+/// query), and optionally a method.
+///
+/// A `&str` or `String` converts into a route for every method; a
+/// `(Method, path)` pair into one for that method only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    method: Option<Method>,
+    path: String,
+}
+
+impl Route {
+    /// Requests to `path` with any method.
+    pub fn path(path: impl Into<String>) -> Self {
+        Self {
+            method: None,
+            path: path.into(),
+        }
+    }
+
+    /// Requests to `path` with this method.
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method: Some(method),
+            path: path.into(),
+        }
+    }
+
+    fn matches(&self, method: &Method, path: &str) -> bool {
+        self.path == path && self.method.as_ref().is_none_or(|m| m == method)
+    }
+}
+
+impl From<&str> for Route {
+    fn from(path: &str) -> Self {
+        Self::path(path)
+    }
+}
+
+impl From<String> for Route {
+    fn from(path: String) -> Self {
+        Self::path(path)
+    }
+}
+
+impl From<(Method, &str)> for Route {
+    fn from((method, path): (Method, &str)) -> Self {
+        Self::new(method, path)
+    }
+}
+
+/// A scripted API answer: status, headers and body, sent as given.
+///
+/// ```
+/// use http::{HeaderValue, StatusCode};
+/// use sinch_auth::testkit::ApiAnswer;
+///
+/// let throttled = ApiAnswer::new(StatusCode::TOO_MANY_REQUESTS)
+///     .header("retry-after", HeaderValue::from_static("2"))
+///     .json(&serde_json::json!({ "error": { "code": 429, "status": "RESOURCE_EXHAUSTED" } }));
+/// assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+/// assert_eq!(throttled.headers()["content-type"], "application/json");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ApiAnswer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl ApiAnswer {
+    /// An answer with this status, no headers and an empty body.
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Adds a header (repeat the name to send it more than once).
+    pub fn header<K: http::header::IntoHeaderName>(mut self, name: K, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Sets the body, as bytes.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets a JSON body and `content-type: application/json`.
+    pub fn json(mut self, value: &serde_json::Value) -> Self {
+        self.headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.body = Bytes::from(value.to_string());
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn body_bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    fn response(&self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body.clone()));
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers.clone();
+        response
+    }
+}
+
+/// The answers scripted for one route.
+struct Script {
+    route: Route,
+    once: VecDeque<ApiAnswer>,
+    default: Option<ApiAnswer>,
+}
+
 #[derive(Default)]
 struct Faults {
     token_delay: Duration,
@@ -285,11 +535,15 @@ struct IssuedClaims {
 }
 
 struct Issued {
-    expires_at: Instant,
+    expires_at: SystemTime,
     revoked: bool,
 }
 
 struct State {
+    clock: Arc<dyn Clock>,
+    timestamp_window: Option<Duration>,
+    strict_expiry: bool,
+    scripts: Mutex<Vec<Script>>,
     access_keys: Mutex<Vec<(String, SecretString)>>,
     service_plans: Mutex<Vec<(String, SecretString)>>,
     applications: Mutex<Vec<(String, SecretString, Vec<u8>)>>,
@@ -418,12 +672,26 @@ impl State {
         };
         let lifetime = lock(&self.token_lifetime).as_secs().max(1);
         let jti = self.next_jti.fetch_add(1, Ordering::SeqCst);
-        let iat = unix_seconds(SystemTime::now());
+        let issued_at = self.clock.now();
+        let iat = unix_seconds(issued_at);
+        let (exp, expires_at) = if self.strict_expiry {
+            // As an issuer with whole-second `iat` does: dead from `exp` on.
+            let exp = iat.saturating_add(lifetime);
+            let dead = saturating_add(SystemTime::UNIX_EPOCH, Duration::from_secs(exp));
+            (exp, dead)
+        } else {
+            // Dead exactly `lifetime` after issue; `exp` is the first whole
+            // second at or after that, so the claim never says less than
+            // what is enforced.
+            let dead = saturating_add(issued_at, Duration::from_secs(lifetime));
+            let exp = unix_seconds(saturating_add(dead, Duration::from_nanos(999_999_999)));
+            (exp, dead)
+        };
         let claims = IssuedClaims {
             iss: "sinch-auth-testkit".to_owned(),
             sub: key_id,
             iat,
-            exp: iat + lifetime,
+            exp,
             jti,
         };
         let Ok(token) = jsonwebtoken::encode(
@@ -436,7 +704,7 @@ impl State {
         lock(&self.issued).insert(
             jti,
             Issued {
-                expires_at: Instant::now() + Duration::from_secs(lifetime),
+                expires_at,
                 revoked: false,
             },
         );
@@ -486,6 +754,9 @@ impl State {
         match verdict {
             Ok(principal) => {
                 self.api_accepted.fetch_add(1, Ordering::SeqCst);
+                if let Some(answer) = self.scripted(&parts.method, parts.uri.path()) {
+                    return boxed(answer.response());
+                }
                 boxed(json(
                     StatusCode::OK,
                     serde_json::json!({
@@ -502,6 +773,24 @@ impl State {
                 boxed(unauthorized(www_authenticate))
             }
         }
+    }
+
+    /// The scripted answer for an authenticated request, if any: one-shot
+    /// answers first, in order, then the default; a route naming the method
+    /// before one for every method.
+    fn scripted(&self, method: &Method, path: &str) -> Option<ApiAnswer> {
+        let mut scripts = lock(&self.scripts);
+        let mut candidates: Vec<usize> = (0..scripts.len())
+            .filter(|&i| scripts[i].route.matches(method, path))
+            .collect();
+        // Method-specific routes first; otherwise keep registration order.
+        candidates.sort_by_key(|&i| scripts[i].route.method.is_none());
+        for &i in &candidates {
+            if let Some(answer) = scripts[i].once.pop_front() {
+                return Some(answer);
+            }
+        }
+        candidates.iter().find_map(|&i| scripts[i].default.clone())
     }
 
     fn record(&self, parts: &http::request::Parts, body: &Bytes, accepted_as: Option<String>) {
@@ -566,22 +855,24 @@ impl State {
                 Some(v) => v.to_str().map_err(|_| INVALID)?,
                 None => "",
             };
+            if let Some(window) = self.timestamp_window {
+                if !fresh(timestamp, self.clock.now(), window) {
+                    return Err(INVALID);
+                }
+            }
             let applications = lock(&self.applications);
             let (_, _, secret) = applications
                 .iter()
                 .find(|(k, _, _)| k == key)
                 .ok_or(INVALID)?;
-            let expected = crate::scheme::application::signature(
-                secret,
+            let string_to_sign = string_to_sign(
                 parts.method.as_str(),
                 parts.uri.path(),
                 content_type,
                 body,
                 timestamp,
             );
-            let equal: bool =
-                subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()).into();
-            return if equal {
+            return if application_signature_matches(secret, &string_to_sign, signature) {
                 Ok(format!("application:{key}"))
             } else {
                 Err(INVALID)
@@ -609,7 +900,7 @@ impl State {
             let Some(issued) = issued.get(&data.claims.jti) else {
                 return Err(INVALID);
             };
-            if issued.revoked || Instant::now() >= issued.expires_at {
+            if issued.revoked || self.clock.now() >= issued.expires_at {
                 return Err(EXPIRED);
             }
             return Ok(format!("oauth2:{}", data.claims.sub));
@@ -628,7 +919,7 @@ impl State {
                 if data.claims.iss != *key {
                     return Err(INVALID);
                 }
-                if data.claims.exp <= unix_seconds(SystemTime::now()) {
+                if data.claims.exp <= unix_seconds(self.clock.now()) {
                     return Err(EXPIRED);
                 }
                 return Ok(format!("jwt:{key}"));
@@ -636,6 +927,84 @@ impl State {
         }
         Err(INVALID)
     }
+}
+
+/// The application secret as bytes: standard base64, padded or not (spec §4).
+///
+/// The stand-in's own decoding, independent of the crate's, so a decoding bug
+/// in the crate cannot be matched by the same bug here.
+fn decode_application_secret(text: &str) -> Vec<u8> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(text.trim()).unwrap_or_default()
+}
+
+/// Spec §4's string to sign, built the plain way from the request as it
+/// arrived: `METHOD \n Content-MD5 \n Content-Type \n x-timestamp:TS \n path`,
+/// the path percent-decoded and without the query.
+///
+/// Written independently of `crate::scheme::application` (which streams the
+/// same bytes into the MAC without allocating), so the stand-in checks the
+/// crate's signer instead of agreeing with it by construction.
+fn string_to_sign(
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    timestamp: &str,
+) -> Vec<u8> {
+    use md5::Digest as _;
+    let content_md5 = if body.is_empty() {
+        String::new()
+    } else {
+        STANDARD.encode(md5::Md5::digest(body))
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    let mut text = Vec::new();
+    // The method as it arrived: a server verifies what it received.
+    text.extend_from_slice(method.as_bytes());
+    text.push(b'\n');
+    text.extend_from_slice(content_md5.as_bytes());
+    text.push(b'\n');
+    text.extend_from_slice(content_type.as_bytes());
+    text.push(b'\n');
+    text.extend_from_slice(b"x-timestamp:");
+    text.extend_from_slice(timestamp.as_bytes());
+    text.push(b'\n');
+    text.extend(percent_encoding::percent_decode_str(path));
+    text
+}
+
+/// Whether `signature` (base64) is HMAC-SHA256 of `string_to_sign` under
+/// `secret`, compared in constant time by the MAC itself.
+fn application_signature_matches(secret: &[u8], string_to_sign: &[u8], signature: &str) -> bool {
+    use hmac::Mac as _;
+    let Ok(claimed) = STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(string_to_sign);
+    mac.verify_slice(&claimed).is_ok()
+}
+
+/// Whether an `x-timestamp` lies within `window` of `now`.
+fn fresh(timestamp: &str, now: SystemTime, window: Duration) -> bool {
+    let Ok(at) = timestamp.parse::<jiff::Timestamp>() else {
+        return false;
+    };
+    let Ok(at) = SystemTime::try_from(at) else {
+        return false;
+    };
+    let skew = match now.duration_since(at) {
+        Ok(behind) => behind,
+        Err(ahead) => ahead.duration(),
+    };
+    skew <= window
 }
 
 fn basic_pair(headers: &HeaderMap) -> Option<(String, String)> {
@@ -720,9 +1089,11 @@ impl SinchStandIn {
         self.addr
     }
 
-    /// A plain-http hyper client (a fresh pool).
+    /// A plain-http hyper client (a fresh pool, `TCP_NODELAY` set).
     pub fn client(&self) -> StandInClient {
-        Client::builder(TokioExecutor::new()).build_http()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Client::builder(TokioExecutor::new()).build(connector)
     }
 
     /// Requests to the token endpoint so far (including failed ones).
@@ -841,5 +1212,210 @@ impl SinchStandIn {
     /// The next `n` API answers break off after the headers.
     pub fn close_next_api_responses(&self, n: u64) {
         lock(&self.state.faults).api_close_next = n;
+    }
+
+    /// Answers every authenticated request on `route` with `answer` (until
+    /// replaced or [`clear_answers`](Self::clear_answers)), instead of the
+    /// JSON description of what was accepted. See [scripted
+    /// answers](self#scripted-api-answers).
+    pub fn answer(&self, route: impl Into<Route>, answer: ApiAnswer) {
+        self.script(route.into(), |script| script.default = Some(answer));
+    }
+
+    /// Answers the next authenticated request on `route` with `answer`, once;
+    /// calls queue up, and are served in order before any default.
+    pub fn answer_once(&self, route: impl Into<Route>, answer: ApiAnswer) {
+        self.script(route.into(), |script| script.once.push_back(answer));
+    }
+
+    /// Answers the next authenticated requests on `route` with `answers`,
+    /// one each, in order (the same as [`answer_once`](Self::answer_once)
+    /// for each).
+    pub fn answer_in_turn(
+        &self,
+        route: impl Into<Route>,
+        answers: impl IntoIterator<Item = ApiAnswer>,
+    ) {
+        self.script(route.into(), |script| script.once.extend(answers));
+    }
+
+    /// Forgets every scripted answer: requests get the default JSON answer.
+    pub fn clear_answers(&self) {
+        lock(&self.state.scripts).clear();
+    }
+
+    /// The clock the stand-in reads (see [`SinchStandInBuilder::clock`]).
+    /// Hand it to the layer so both read the same time.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.state.clock.clone()
+    }
+
+    fn script(&self, route: Route, edit: impl FnOnce(&mut Script)) {
+        let mut scripts = lock(&self.state.scripts);
+        let index = match scripts.iter().position(|s| s.route == route) {
+            Some(i) => i,
+            None => {
+                scripts.push(Script {
+                    route,
+                    once: VecDeque::new(),
+                    default: None,
+                });
+                scripts.len() - 1
+            }
+        };
+        edit(&mut scripts[index]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (secret, method, content type, timestamp, path, body, signature).
+    type Vector = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [u8],
+        &'static str,
+    );
+
+    /// Spec §4's vectors, through the stand-in's own checker.
+    const VECTORS: &[Vector] = &[
+        (
+            "bXkta2V5LXNlY3JldA==",
+            "POST",
+            "application/json; charset=UTF-8",
+            "2023-11-22T09:10:11.999Z",
+            "/path/pathParamValue",
+            br#"{"identity":{"type":"number","endpoint":"+33444555666"},"method":"sms"}"#,
+            "QP3OzQZVzRZAEev6DBLvJkgpiqyZPuXYsc7oyjUV0K8=",
+        ),
+        (
+            "bXkta2V5LXNlY3JldA==",
+            "GET",
+            "application/json",
+            "2023-11-22T09:10:11.999Z",
+            "/path/pathParamValue",
+            b"",
+            "nsrLDvP6KVD/dAxb3IfAncdwjPFJVWSrseEFOcZge+A=",
+        ),
+        (
+            "BeIukql3pTKJ8RGL5zo0DA==",
+            "POST",
+            "application/json",
+            "2014-06-04T13:41:58Z",
+            "/verification/v1/verifications",
+            br#"{"identity": {"type": "number", "endpoint": "+46700000000"}, "method": "sms"}"#,
+            "h6rXrFayOoggyHW4ymnLlfSDkZZPg6j98lHzvOXVjvw=",
+        ),
+        (
+            "BeIukql3pTKJ8RGL5zo0DA==",
+            "POST",
+            "application/json",
+            "2014-06-04T13:41:58Z",
+            "/verification/v1/verifications",
+            b"",
+            "srx3SkKXw/ryFJLfwFFzZTigPxR/1+9Ae+eB3olDIjM=",
+        ),
+    ];
+
+    #[test]
+    fn the_stand_ins_own_checker_accepts_spec_vectors_s1_to_s3() {
+        for &(secret, method, content_type, ts, path, body, signature) in VECTORS {
+            let secret = decode_application_secret(secret);
+            let text = string_to_sign(method, path, content_type, body, ts);
+            assert!(
+                application_signature_matches(&secret, &text, signature),
+                "{method} {path} {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn the_stand_ins_own_checker_refuses_each_vector_with_one_part_changed() {
+        for &(secret, method, content_type, ts, path, body, signature) in VECTORS {
+            let secret = decode_application_secret(secret);
+            let refused = |text: Vec<u8>| !application_signature_matches(&secret, &text, signature);
+            assert!(refused(string_to_sign("PUT", path, content_type, body, ts)));
+            assert!(refused(string_to_sign(
+                method,
+                "/other",
+                content_type,
+                body,
+                ts
+            )));
+            assert!(refused(string_to_sign(
+                method,
+                path,
+                "text/plain",
+                body,
+                ts
+            )));
+            assert!(refused(string_to_sign(
+                method,
+                path,
+                content_type,
+                b"x",
+                ts
+            )));
+            assert!(refused(string_to_sign(
+                method,
+                path,
+                content_type,
+                body,
+                "2020-01-01T00:00:00Z"
+            )));
+        }
+    }
+
+    #[test]
+    fn the_signed_path_is_percent_decoded_without_the_query() {
+        let text = string_to_sign("GET", "/a%20b%2Fc", "", b"", "T");
+        assert_eq!(text, b"GET\n\n\nx-timestamp:T\n/a b/c");
+        let text = string_to_sign("GET", "/a?x=1", "", b"", "T");
+        assert_eq!(text, b"GET\n\n\nx-timestamp:T\n/a");
+        // Content-MD5 of S1's body, as spec §4 gives it.
+        let text = string_to_sign(
+            "POST",
+            "/p",
+            "ct",
+            br#"{"identity":{"type":"number","endpoint":"+33444555666"},"method":"sms"}"#,
+            "T",
+        );
+        assert!(text.starts_with(b"POST\nRkD29EocJh6t7zr5QfKM4g==\nct\n"));
+    }
+
+    #[test]
+    fn application_secrets_decode_with_or_without_padding() {
+        assert_eq!(
+            decode_application_secret("bXkta2V5LXNlY3JldA=="),
+            b"my-key-secret"
+        );
+        assert_eq!(
+            decode_application_secret("bXkta2V5LXNlY3JldA"),
+            b"my-key-secret"
+        );
+    }
+
+    #[test]
+    fn a_signature_that_is_not_base64_is_refused_not_a_panic() {
+        assert!(!application_signature_matches(b"k", b"text", "not base64!"));
+        assert!(!application_signature_matches(b"k", b"text", ""));
+    }
+
+    #[test]
+    fn freshness_is_symmetric_around_now() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let window = Duration::from_secs(60);
+        assert!(fresh("2023-11-14T22:13:20Z", now, window));
+        assert!(fresh("2023-11-14T22:14:20Z", now, window));
+        assert!(fresh("2023-11-14T22:12:20.000Z", now, window));
+        assert!(!fresh("2023-11-14T22:14:21Z", now, window));
+        assert!(!fresh("2023-11-14T22:12:19Z", now, window));
+        assert!(!fresh("yesterday", now, window));
     }
 }

@@ -4,19 +4,22 @@
 //! of the clock past expiry. For each: a request fails only when it must,
 //! with a typed error that says whose fault it was; nothing panics; the
 //! next request recovers by itself.
+//!
+//! Time-dependent tests run on tokio's paused clock with the stand-in in the
+//! same runtime and on the same clock as the layer (see `tests/common`).
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Capture, get};
+use common::{Capture, START, get, oauth2_stand_in, paused_clock, start, unix, unsigned_jwt};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
-use sinch_auth::clock::{ManualClock, TokioClock};
+use sinch_auth::clock::ManualClock;
 use sinch_auth::testkit::{SinchStandIn, TokenFailure};
 use sinch_auth::token::{RefreshConfig, Token, source_fn};
 use sinch_auth::{
@@ -30,13 +33,9 @@ fn key() -> AccessKey {
     AccessKey::new("proj-f", "key-f", "KEY-SECRET-f1").unwrap()
 }
 
+/// An OAuth2 layer fetching from `sinch`, on the stand-in's clock.
 fn oauth2_layer(sinch: &SinchStandIn, refresh: RefreshConfig) -> SinchAuthLayer {
-    SinchAuthLayer::builder(StaticCredentials::new(key()))
-        .scheme(Scheme::OAuth2)
-        .auth_host(&sinch.url())
-        .refresh(refresh)
-        .build()
-        .unwrap()
+    common::oauth2_layer(key(), &sinch.url(), refresh, sinch.clock())
 }
 
 /// A token source counting its fetches, for tests that must not touch a socket.
@@ -141,21 +140,16 @@ async fn an_api_that_hangs_up_before_answering_is_the_inner_services_error() {
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn slow_api_answers_all_succeed_while_one_second_tokens_turn_over_underneath() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .token_lifetime(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap();
+    let sinch = oauth2_stand_in(&key(), Duration::from_secs(1), paused_clock()).await;
     // The stand-in checks the token after the delay, so a request sent near
     // the end of a token's life arrives with an expired one: the 401
     // `expired` resend must cover that.
     sinch.delay_api(Duration::from_millis(200));
     let client = oauth2_layer(&sinch, RefreshConfig::default()).layer(sinch.client());
     let url = format!("{}/v1/x", sinch.url());
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..16 {
         let client = client.clone();
@@ -163,7 +157,7 @@ async fn slow_api_answers_all_succeed_while_one_second_tokens_turn_over_undernea
         tasks.spawn(async move {
             let mut statuses = Vec::new();
             while started.elapsed() < Duration::from_millis(2500) {
-                let t = std::time::Instant::now();
+                let t = tokio::time::Instant::now();
                 let response = client.clone().oneshot(get(&url)).await.unwrap();
                 assert!(t.elapsed() >= Duration::from_millis(200));
                 statuses.push(response.status());
@@ -182,13 +176,9 @@ async fn slow_api_answers_all_succeed_while_one_second_tokens_turn_over_undernea
     assert!(sinch.tokens_issued() >= 3, "{}", sinch.tokens_issued());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_client_timeout_around_the_layer_fails_slow_requests_typed_and_leaves_the_cache_alone() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
+    let sinch = oauth2_stand_in(&key(), Duration::from_secs(3600), paused_clock()).await;
     let client = ServiceBuilder::new()
         .timeout(Duration::from_millis(100))
         .layer(oauth2_layer(&sinch, RefreshConfig::default()))
@@ -212,23 +202,18 @@ async fn a_client_timeout_around_the_layer_fails_slow_requests_typed_and_leaves_
     assert_eq!(sinch.token_requests(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_token_endpoint_alternating_success_and_failure_fails_no_request() {
     for failure in [
         TokenFailure::status(StatusCode::INTERNAL_SERVER_ERROR),
         TokenFailure::too_many_requests(None),
         TokenFailure::close_connection(),
     ] {
-        let sinch = SinchStandIn::builder()
-            .access_key(&key())
-            .token_lifetime(Duration::from_secs(1))
-            .start()
-            .await
-            .unwrap();
+        let sinch = oauth2_stand_in(&key(), Duration::from_secs(1), paused_clock()).await;
         sinch.alternate_token_failures(failure.clone());
         let client = oauth2_layer(&sinch, RefreshConfig::default()).layer(sinch.client());
         let url = format!("{}/v1/x", sinch.url());
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let mut sent = 0u32;
         // Two token lifetimes and more: each refresh fails once and is retried
         // (within half the time left) before the token stops being usable.
@@ -253,12 +238,6 @@ async fn a_token_endpoint_alternating_success_and_failure_fails_no_request() {
     }
 }
 
-const START: u64 = 1_700_000_000;
-
-fn start() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(START)
-}
-
 #[tokio::test(start_paused = true)]
 async fn repeated_jumps_past_expiry_cost_one_fetch_each_and_no_failed_request() {
     let fetches = Arc::new(AtomicU64::new(0));
@@ -266,7 +245,7 @@ async fn repeated_jumps_past_expiry_cost_one_fetch_each_and_no_failed_request() 
     let service = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)
         .token_source(counting_source(fetches.clone()))
-        .clock(TokioClock::new(start()))
+        .clock(paused_clock())
         .build()
         .unwrap()
         .layer(capture.service());
@@ -314,7 +293,7 @@ async fn a_jump_past_expiry_while_the_endpoint_fails_is_typed_then_recovers_on_i
     let service = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)
         .token_source(source)
-        .clock(TokioClock::new(start()))
+        .clock(paused_clock())
         .refresh(RefreshConfig::default().wait_timeout(Duration::from_secs(5)))
         .build()
         .unwrap()
@@ -350,9 +329,7 @@ async fn a_jump_past_expiry_while_the_endpoint_fails_is_typed_then_recovers_on_i
 
 /// A JWT-shaped token (unsigned; the crate only reads `exp`).
 fn jwt(iat: u64, exp: u64) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let claims = URL_SAFE_NO_PAD.encode(format!(r#"{{"iat":{iat},"exp":{exp}}}"#));
-    format!("{header}.{claims}.c2ln")
+    unsigned_jwt(&format!(r#"{{"iat":{iat},"exp":{exp}}}"#))
 }
 
 #[tokio::test(start_paused = true)]
@@ -360,7 +337,7 @@ async fn a_local_clock_two_hours_ahead_of_the_issuer_still_uses_fresh_tokens() {
     // Regression: the JWT `exp` cross-check read our wall clock, so a clock
     // ahead by more than a token's lifetime rejected every token as "already
     // expired" — and as a permanent failure, so every request failed.
-    let issuer = TokioClock::new(start());
+    let issuer = paused_clock();
     let fetches = Arc::new(AtomicU64::new(0));
     let count = fetches.clone();
     let source = source_fn(move |_| {
@@ -389,17 +366,13 @@ async fn a_local_clock_two_hours_ahead_of_the_issuer_still_uses_fresh_tokens() {
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
 
-fn unix(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
-}
-
 #[tokio::test(start_paused = true)]
 async fn self_signed_jwts_are_reminted_with_the_new_time_after_a_jump() {
     let app = ApplicationCredentials::new("app-f", "YXBwLXNlY3JldC1m").unwrap();
     let capture = Capture::default();
     let service = SinchAuthLayer::builder(StaticCredentials::new(app))
         .scheme(Scheme::SelfSignedJwt)
-        .clock(TokioClock::new(start()))
+        .clock(paused_clock())
         .build()
         .unwrap()
         .layer(capture.service());

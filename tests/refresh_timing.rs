@@ -1,17 +1,16 @@
 //! Refresh timing, backoff, `Retry-After` and expiry, on tokio's paused clock
-//! with an in-process token source (sockets and a paused clock do not mix:
-//! the clock would jump while a socket is waited on).
+//! with an in-process token source that records when each fetch happened, so
+//! gaps are exact. (Against the loopback stand-in, the same paused clock
+//! works too: see `tests/common` and `token_lifecycle.rs`.)
 
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use base64::Engine as _;
-use common::{Capture, get};
+use common::{Capture, get, paused_clock, unsigned_jwt};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
-use sinch_auth::clock::TokioClock;
 use sinch_auth::token::{RefreshConfig, Token, source_fn};
 use sinch_auth::{
     AccessKey, AuthError, FetchError, Scheme, ServiceError, SinchAuthLayer, StaticCredentials,
@@ -58,9 +57,7 @@ impl Scripted {
         .scheme(Scheme::OAuth2)
         .token_source(source)
         .refresh(config)
-        .clock(TokioClock::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        ))
+        .clock(paused_clock())
         .build()
         .unwrap()
     }
@@ -108,8 +105,7 @@ async fn a_one_hour_token_is_refreshed_between_53_and_54_minutes_in_the_backgrou
 #[tokio::test(start_paused = true)]
 async fn the_jwt_exp_wins_over_a_longer_expires_in() {
     // exp ten minutes after the TokioClock's start; expires_in claims an hour.
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1700000600}"#);
-    let jwt = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln");
+    let jwt = unsigned_jwt(&format!(r#"{{"exp":{}}}"#, common::START + 600));
     let source = Scripted::new(vec![Ok(Token::new(jwt, Duration::from_secs(3600)))]);
     let capture = Capture::default();
     let service = source

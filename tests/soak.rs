@@ -99,15 +99,22 @@ async fn soak_rotation_short_tokens_and_random_endpoint_failures_lose_no_request
                 .await
                 .unwrap(),
         );
+        // The soak runs on the real clock (it measures memory over real
+        // seconds); the layers still read the stand-in's clock, so both
+        // sides agree on every token's `exp` and every signed timestamp.
         let provider = RotatingCredentials::new(access_key(1));
         let oauth2 = SinchAuthLayer::builder(provider.clone())
             .scheme(Scheme::OAuth2)
             .auth_host(&sinch.url())
             .refresh(RefreshConfig::default().wait_timeout(Duration::from_secs(10)))
+            .clock(sinch.clock())
             .build()
             .unwrap()
             .layer(sinch.client());
-        let signed = SinchAuthLayer::new(StaticCredentials::new(app()), Scheme::ApplicationSigned)
+        let signed = SinchAuthLayer::builder(StaticCredentials::new(app()))
+            .scheme(Scheme::ApplicationSigned)
+            .clock(sinch.clock())
+            .build()
             .unwrap()
             .layer(sinch.client());
 

@@ -1,15 +1,20 @@
 //! OAuth2 tokens against a real loopback token endpoint: the wire format,
 //! single flight, refresh that never blocks, the fault matrix, 401 handling,
 //! and the refresher's lifetime.
+//!
+//! Tests that depend on time run on tokio's paused clock, with the stand-in,
+//! the layer and the test in one runtime and reading one clock (see
+//! `tests/common` for why that is deterministic with real sockets): token
+//! lifetimes of seconds take milliseconds.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Capture, get, send};
+use common::{Capture, eventually, get, oauth2_stand_in, paused_clock, send};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -17,20 +22,25 @@ use sinch_auth::testkit::{SinchStandIn, TokenFailure};
 use sinch_auth::token::RefreshConfig;
 use sinch_auth::{AccessKey, AuthError, Scheme, ServiceError, SinchAuthLayer, StaticCredentials};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 fn key() -> AccessKey {
     AccessKey::new("proj-t", "key-t", "KEY-SECRET-t1").unwrap()
 }
 
-fn layer(sinch_url: &str, refresh: RefreshConfig) -> SinchAuthLayer {
-    SinchAuthLayer::builder(StaticCredentials::new(key()))
-        .scheme(Scheme::OAuth2)
-        .auth_host(sinch_url)
-        .refresh(refresh)
-        .build()
-        .unwrap()
+/// A stand-in for [`key`] issuing `lifetime` tokens, on a clock that starts
+/// at `common::START` and follows tokio's (paused) clock.
+async fn stand_in(lifetime: Duration) -> SinchStandIn {
+    oauth2_stand_in(&key(), lifetime, paused_clock()).await
 }
+
+/// An OAuth2 layer fetching from `sinch`, on the stand-in's clock.
+fn layer(sinch: &SinchStandIn, refresh: RefreshConfig) -> SinchAuthLayer {
+    common::oauth2_layer(key(), &sinch.url(), refresh, sinch.clock())
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test]
 async fn the_token_request_is_byte_for_byte_what_spec_section_2_gives() {
@@ -99,6 +109,9 @@ async fn the_token_request_is_byte_for_byte_what_spec_section_2_gives() {
     assert_eq!(body, "grant_type=client_credentials");
 }
 
+// On the real clock and two worker threads on purpose: this is about
+// parallel contention on the single flight, which a paused (current-thread)
+// runtime cannot produce. The 200 ms token delay is its only wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_requests_on_a_cold_cache_make_exactly_one_fetch() {
     let sinch = SinchStandIn::builder()
@@ -108,7 +121,7 @@ async fn ten_thousand_concurrent_requests_on_a_cold_cache_make_exactly_one_fetch
         .unwrap();
     sinch.delay_tokens(Duration::from_millis(200));
     let capture = Capture::default();
-    let service = layer(&sinch.url(), RefreshConfig::default()).layer(capture.service());
+    let service = layer(&sinch, RefreshConfig::default()).layer(capture.service());
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..10_000 {
         let service = service.clone();
@@ -129,17 +142,12 @@ async fn ten_thousand_concurrent_requests_on_a_cold_cache_make_exactly_one_fetch
     assert!(seen.iter().all(|s| s.headers[AUTHORIZATION] == first));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn refresh_does_not_block_requests_holding_a_valid_token() {
     // 2 s tokens: usable for 1.8 s, refreshed from 0.675 s to 0.9 s in.
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .token_lifetime(Duration::from_secs(2))
-        .start()
-        .await
-        .unwrap();
+    let sinch = stand_in(Duration::from_secs(2)).await;
     let capture = Capture::default();
-    let service = layer(&sinch.url(), RefreshConfig::default()).layer(capture.service());
+    let service = layer(&sinch, RefreshConfig::default()).layer(capture.service());
     let url = "https://numbers.api.sinch.com/v1/x";
     service.clone().oneshot(get(url)).await.unwrap();
     let first = capture.last().headers[AUTHORIZATION].clone();
@@ -166,7 +174,8 @@ async fn refresh_does_not_block_requests_holding_a_valid_token() {
         2,
         "one fetch at start, exactly one refresh"
     );
-    // The refresh took 500 ms; no request came near that.
+    // The refresh took 500 ms; no request came near that. (Virtual time:
+    // a request that waited for the refresh would show all 500 ms of it.)
     assert!(
         slowest < Duration::from_millis(100),
         "slowest of {count} requests took {slowest:?}"
@@ -190,15 +199,13 @@ enum Fault {
 
 /// Warm a 1 s token, break the token endpoint, and check: no failed request
 /// while the token is usable, a typed error once it is not, recovery on heal.
+///
+/// Runs on the paused clock: call it from a `start_paused` test.
 async fn survives(fault: Fault, check: impl Fn(&AuthError)) {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .token_lifetime(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap();
+    let clock = paused_clock();
+    let sinch = oauth2_stand_in(&key(), Duration::from_secs(1), clock).await;
     let capture = Capture::default();
-    let service = layer(&sinch.url(), fault_config()).layer(capture.service());
+    let service = layer(&sinch, fault_config()).layer(capture.service());
     let url = "https://numbers.api.sinch.com/v1/x";
     service.clone().oneshot(get(url)).await.unwrap();
     let warmed = Instant::now();
@@ -231,7 +238,7 @@ async fn survives(fault: Fault, check: impl Fn(&AuthError)) {
     }
     assert!(served > 20);
 
-    tokio::time::sleep_until((warmed + Duration::from_millis(1000)).into()).await;
+    tokio::time::sleep_until(warmed + Duration::from_millis(1000)).await;
     let error = service.clone().oneshot(get(url)).await.unwrap_err();
     let ServiceError::Auth(error) = error;
     assert!(
@@ -253,6 +260,7 @@ async fn survives(fault: Fault, check: impl Fn(&AuthError)) {
         None => SinchStandIn::builder()
             .access_key(&key())
             .token_lifetime(Duration::from_secs(1))
+            .clock(clock)
             .bind(addr)
             .start()
             .await
@@ -289,7 +297,7 @@ fn cause_text(error: &AuthError) -> String {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_500_is_survived() {
     survives(
         Fault::Respond(TokenFailure::status(StatusCode::INTERNAL_SERVER_ERROR)),
@@ -301,7 +309,7 @@ async fn token_endpoint_500_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_503_is_survived() {
     survives(
         Fault::Respond(TokenFailure::status(StatusCode::SERVICE_UNAVAILABLE)),
@@ -310,7 +318,7 @@ async fn token_endpoint_503_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_429_without_retry_after_is_survived() {
     survives(Fault::Respond(TokenFailure::too_many_requests(None)), |e| {
         assert_eq!(cause_status(e), Some(429))
@@ -318,7 +326,7 @@ async fn token_endpoint_429_without_retry_after_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_429_with_retry_after_is_survived() {
     survives(
         Fault::Respond(TokenFailure::too_many_requests(Some("1"))),
@@ -327,7 +335,7 @@ async fn token_endpoint_429_with_retry_after_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_hanging_past_the_timeout_is_survived() {
     survives(Fault::Hang, |e| {
         assert!(
@@ -338,7 +346,7 @@ async fn token_endpoint_hanging_past_the_timeout_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_refusing_connections_is_survived() {
     survives(Fault::Refused, |e| {
         assert!(cause_text(e).contains("token request failed"), "{e}")
@@ -346,7 +354,7 @@ async fn token_endpoint_refusing_connections_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn token_endpoint_closing_the_connection_is_survived() {
     survives(Fault::Respond(TokenFailure::close_connection()), |e| {
         assert!(cause_text(e).contains("token request failed"), "{e}")
@@ -354,7 +362,7 @@ async fn token_endpoint_closing_the_connection_is_survived() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_token_answers_are_survived() {
     for (body, reason) in [
         ("{not json", "not a JSON object"),
@@ -384,7 +392,7 @@ async fn malformed_token_answers_are_survived() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn oversized_token_answers_are_refused_not_buffered() {
     let huge = format!(
         r#"{{"access_token":"{}","expires_in":3600}}"#,
@@ -398,11 +406,7 @@ async fn oversized_token_answers_are_refused_not_buffered() {
 
 #[tokio::test]
 async fn a_huge_expires_in_is_clamped_not_trusted() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
+    let sinch = stand_in(HOUR).await;
     sinch.fail_next_token_requests(
         1,
         TokenFailure::ok_with_body(
@@ -410,7 +414,7 @@ async fn a_huge_expires_in_is_clamped_not_trusted() {
         ),
     );
     let capture = Capture::default();
-    let service = layer(&sinch.url(), fault_config()).layer(capture.service());
+    let service = layer(&sinch, fault_config()).layer(capture.service());
     service
         .oneshot(get("https://numbers.api.sinch.com/v1/x"))
         .await
@@ -418,15 +422,11 @@ async fn a_huge_expires_in_is_clamped_not_trusted() {
     assert_eq!(capture.last().headers[AUTHORIZATION], "Bearer opaque");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_401_expired_once_refreshes_once_and_resends_once() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
+    let sinch = stand_in(HOUR).await;
     let client = ServiceBuilder::new()
-        .layer(layer(&sinch.url(), fault_config()))
+        .layer(layer(&sinch, fault_config()))
         .service(sinch.client());
     let url = format!("{}/v1/x", sinch.url());
     send(&client, get(&url)).await;
@@ -437,16 +437,12 @@ async fn a_401_expired_once_refreshes_once_and_resends_once() {
     assert_eq!(sinch.token_requests(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_server_that_always_says_expired_gets_one_resend_per_request_and_bounded_fetches() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
+    let sinch = stand_in(HOUR).await;
     let config = fault_config().min_forced_interval(Duration::from_millis(100));
     let client = ServiceBuilder::new()
-        .layer(layer(&sinch.url(), config))
+        .layer(layer(&sinch, config))
         .service(sinch.client());
     let url = format!("{}/v1/x", sinch.url());
     send(&client, get(&url)).await;
@@ -495,14 +491,10 @@ fn answering_401(
     })
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_resend_on_407_or_on_401_without_expired() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
-    let layer = layer(&sinch.url(), fault_config());
+    let sinch = stand_in(HOUR).await;
+    let layer = layer(&sinch, fault_config());
     for (status, www) in [
         (
             StatusCode::PROXY_AUTHENTICATION_REQUIRED,
@@ -523,14 +515,10 @@ async fn no_resend_on_407_or_on_401_without_expired() {
     assert_eq!(sinch.token_requests(), 1, "no refetch for those answers");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_late_401_carrying_an_old_token_does_not_wipe_a_newer_one() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
-    let layer = layer(&sinch.url(), fault_config());
+    let sinch = stand_in(HOUR).await;
+    let layer = layer(&sinch, fault_config());
     let client = layer.layer(sinch.client());
     let url = format!("{}/v1/x", sinch.url());
     send(&client, get(&url)).await;
@@ -582,17 +570,13 @@ async fn a_late_401_carrying_an_old_token_does_not_wipe_a_newer_one() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dropping_the_last_service_ends_the_refresher() {
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
+    let sinch = stand_in(HOUR).await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline = metrics.num_alive_tasks();
     let capture = Capture::default();
-    let layer = layer(&sinch.url(), RefreshConfig::default());
+    let layer = layer(&sinch, RefreshConfig::default());
     let service = layer.layer(capture.service());
     let clone = service.clone();
     service
@@ -603,12 +587,12 @@ async fn dropping_the_last_service_ends_the_refresher() {
     assert!(metrics.num_alive_tasks() > baseline);
     drop(layer);
     drop(clone);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    // The token client's pooled connection to the stand-in closes with it.
-    while metrics.num_alive_tasks() > baseline {
-        assert!(Instant::now() < deadline, "refresher still alive");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // The token client's pooled connection to the stand-in closes with it
+    // (socket I/O, not a timer: the deadline is in real time).
+    eventually("refresher still alive", Duration::from_secs(5), || {
+        metrics.num_alive_tasks() <= baseline
+    })
+    .await;
 }
 
 #[test]
