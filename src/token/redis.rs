@@ -753,11 +753,13 @@ impl Inner {
         force: bool,
     ) -> Result<(), StoreError> {
         let lifetime_ms = millis(token.expires_in());
-        if lifetime_ms == 0 {
+        let value = token.value().expose_secret();
+        // What the cache would refuse, the fleet must not be handed.
+        if lifetime_ms == 0 || value.is_empty() || scheme::bearer(value).is_err() {
             return Ok(());
         }
         let record = Record {
-            token: token.value().expose_secret().to_owned(),
+            token: value.to_owned(),
             lifetime_ms,
             scope: token.scope().map(str::to_owned),
         };
