@@ -665,3 +665,90 @@ async fn a_rotation_makes_one_fetch_for_the_fleet() {
         "one fetch for the new key, for the whole fleet"
     );
 }
+
+/// A custom source counting its fetches, shared under `key` (if any).
+struct VaultSource {
+    fetches: Arc<AtomicU32>,
+    key: Option<StoreKey>,
+}
+
+impl sinch_auth::token::TokenSource for VaultSource {
+    fn fetch(&self, _request: sinch_auth::token::FetchRequest) -> sinch_auth::token::TokenFuture {
+        // Counted when run: a store may drop the future unpolled.
+        let fetches = self.fetches.clone();
+        Box::pin(async move {
+            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Token::new(format!("vault-{n}"), Duration::from_secs(600)))
+        })
+    }
+
+    fn share_key(&self, _credentials: &sinch_auth::Credentials) -> Option<StoreKey> {
+        self.key.clone()
+    }
+}
+
+/// Two processes using a custom source, with no access key at all.
+async fn two_processes_with_a_custom_source(
+    redis: &RedisServer,
+    key: Option<StoreKey>,
+) -> (u32, Vec<String>) {
+    let fetches = Arc::new(AtomicU32::new(0));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let capture = common::Capture::default();
+        let layer = SinchAuthLayer::builder(StaticCredentials::new(
+            sinch_auth::ServicePlan::new("plan-1", "plan-token-1").unwrap(),
+        ))
+        .scheme(Scheme::OAuth2)
+        .token_source(VaultSource {
+            fetches: fetches.clone(),
+            key: key.clone(),
+        })
+        .token_store(store(redis))
+        .build()
+        .unwrap()
+        .layer(capture.service());
+        let response = tower::ServiceExt::oneshot(layer, get("http://127.0.0.1:1/v1/x"))
+            .await
+            .expect("the custom source's token was used");
+        assert_eq!(response.status(), StatusCode::OK);
+        seen.push(
+            capture.last().headers[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    (fetches.load(Ordering::SeqCst), seen)
+}
+
+#[tokio::test]
+async fn a_custom_source_without_a_share_key_bypasses_the_store() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let (fetches, seen) = two_processes_with_a_custom_source(&redis, None).await;
+    assert_eq!(seen, ["Bearer vault-1", "Bearer vault-2"]);
+    assert_eq!(fetches, 2, "each process fetched its own");
+    let mut c = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "nothing was shared: {keys:?}");
+}
+
+#[tokio::test]
+async fn a_custom_source_with_its_own_share_key_is_shared() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let key = StoreKey::derive(
+        b"the vault's own secret, 32 bytes+",
+        &["my-vault", "account-7"],
+    );
+    let (fetches, seen) = two_processes_with_a_custom_source(&redis, Some(key)).await;
+    assert_eq!(seen, ["Bearer vault-1", "Bearer vault-1"]);
+    assert_eq!(fetches, 1, "the second process took the shared token");
+}
