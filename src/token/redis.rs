@@ -33,6 +33,10 @@ const MAX_FAILURE_HOLD: Duration = Duration::from_secs(60);
 /// first backoff step of spec §2.
 const DEFAULT_FAILURE_HOLD: Duration = Duration::from_secs(1);
 
+/// How many failed commands in a row a waiting process overlooks, once
+/// Redis has answered it, before fetching locally.
+const MAX_GLITCHES: u32 = 3;
+
 /// The first byte of every sealed record: its format.
 const RECORD_VERSION: u8 = 2;
 
@@ -851,32 +855,48 @@ impl Inner {
     ) -> Result<Token, FetchError> {
         let keys = self.keys(&key);
         let deadline = Instant::now() + self.max_wait;
+        // Redis unreachable: fetch locally at once. Redis answering, then
+        // failing a command (a slot moving in a Cluster, a failover): look
+        // again a few times before giving up on the fleet's fetch.
+        let mut answered = false;
+        let mut glitches = 0;
         loop {
-            let snapshot = match self.read(&keys, &key, must_outlive).await {
-                Ok(snapshot) => snapshot,
-                Err(error) => return fetch_locally(&key, &error, fetch).await,
+            let step = match self.read(&keys, &key, must_outlive).await {
+                Ok(snapshot) => {
+                    if let Some(token) = snapshot.token {
+                        tracing::debug!(target: "sinch_auth", store_key = ?key, "token taken from redis");
+                        return Ok(token);
+                    }
+                    if let Some((refusal, hold)) = snapshot.refusal {
+                        tracing::debug!(
+                            target: "sinch_auth",
+                            store_key = ?key,
+                            status = refusal.status,
+                            "another process was just refused by the token endpoint; backing off with it"
+                        );
+                        return Err(refusal.into_error(hold));
+                    }
+                    self.try_lock(&keys).await
+                }
+                Err(error) => Err(error),
             };
-            if let Some(token) = snapshot.token {
-                tracing::debug!(target: "sinch_auth", store_key = ?key, "token taken from redis");
-                return Ok(token);
-            }
-            if let Some((refusal, hold)) = snapshot.refusal {
-                tracing::debug!(
-                    target: "sinch_auth",
-                    store_key = ?key,
-                    status = refusal.status,
-                    "another process was just refused by the token endpoint; backing off with it"
-                );
-                return Err(refusal.into_error(hold));
-            }
-            match self.try_lock(&keys).await {
+            match step {
                 Ok(Some(lock)) => {
                     return self
                         .fetch_for_fleet(&key, &keys, lock, must_outlive, fetch)
                         .await;
                 }
-                Ok(None) => {}
-                Err(error) => return fetch_locally(&key, &error, fetch).await,
+                Ok(None) => {
+                    answered = true;
+                    glitches = 0;
+                }
+                Err(error) => {
+                    glitches += 1;
+                    if !answered || glitches > MAX_GLITCHES || Instant::now() >= deadline {
+                        return fetch_locally(&key, &error, fetch).await;
+                    }
+                    tracing::debug!(target: "sinch_auth", store_key = ?key, error = %error, "redis failed a command while this process waited; looking again");
+                }
             }
             let now = Instant::now();
             if now >= deadline {

@@ -146,7 +146,6 @@ impl Target {
         let client = ClusterClient::builder(infos)
             .connection_timeout(timeout)
             .response_timeout(timeout)
-            .retries(2)
             .build()
             .map_err(|_| invalid("the node URLs do not make a cluster client"))?;
         Ok(Self::Cluster { client, seeds })
