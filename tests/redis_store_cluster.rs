@@ -128,8 +128,6 @@ async fn on_a_cluster_redis_down_serves_everyone_and_back_shares_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_moving_mid_fetch_costs_at_most_one_extra_fetch() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("sinch_auth=debug")
     let Some(cluster) = RedisCluster::start().await else {
         return;
     };
