@@ -357,11 +357,7 @@ impl SinchAuthBuilder {
                 .clone()
                 .unwrap_or_else(|| Arc::new(self.oauth2.clone().with_clock(self.clock.clone())));
             match &self.token_store {
-                Some(store) => cache(Arc::new(Stored {
-                    store: store.clone(),
-                    inner: source,
-                    token_url: self.oauth2.token_url().to_string(),
-                })),
+                Some(store) => cache(Arc::new(Stored::new(store.clone(), source))),
                 None => cache(source),
             }
         });

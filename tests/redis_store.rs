@@ -9,33 +9,27 @@
 #![cfg(feature = "redis")]
 
 mod common;
+#[path = "support/redis_fleet.rs"]
+mod redis_fleet;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::{get, send};
 use http::StatusCode;
 use http::header::AUTHORIZATION;
+use redis_fleet::{FLEET, SECRET, call_all, fleet, key, measured, member, until_token_requests};
 use redis_server::RedisServer;
-use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
+use sinch_auth::testkit::{SinchStandIn, TokenFailure};
 use sinch_auth::token::{RedisTokenStore, RefreshConfig, StoreKey, Token, TokenStore};
 use sinch_auth::{
-    AccessKey, FetchError, RotatingCredentials, Scheme, SinchAuth, SinchAuthLayer,
-    StaticCredentials,
+    AccessKey, FetchError, RotatingCredentials, Scheme, SinchAuthLayer, StaticCredentials,
 };
 use tokio::time::Instant;
 use tower::Layer;
-
-const FLEET: usize = 50;
-const SECRET: &str = "KEY-SECRET-redis-7f3a";
-
-fn key() -> AccessKey {
-    AccessKey::new("proj-r", "key-r", SECRET).unwrap()
-}
 
 fn store(redis: &RedisServer) -> RedisTokenStore {
     RedisTokenStore::builder(&redis.url())
@@ -44,94 +38,12 @@ fn store(redis: &RedisServer) -> RedisTokenStore {
         .unwrap()
 }
 
-/// One process of the fleet: its own layer (cache and refresher) and its own
-/// store (connection and lock owner id), sharing Redis and the token endpoint.
-fn member(
-    sinch: &SinchStandIn,
-    store: RedisTokenStore,
-    refresh: RefreshConfig,
-) -> SinchAuth<StandInClient> {
-    SinchAuthLayer::builder(StaticCredentials::new(key()))
-        .scheme(Scheme::OAuth2)
-        .auth_host(&sinch.url())
-        .refresh(refresh)
-        .token_store(store)
-        .build()
-        .unwrap()
-        .layer(sinch.client())
-}
-
-fn fleet(
-    sinch: &SinchStandIn,
-    redis: &RedisServer,
-    refresh: RefreshConfig,
-) -> Vec<SinchAuth<StandInClient>> {
-    (0..FLEET)
-        .map(|_| member(sinch, store(redis), refresh.clone()))
-        .collect()
-}
-
-/// Sends one API request through every member at once; every one must be
-/// accepted by the stand-in. Returns the distinct tokens they carried.
-async fn call_all(sinch: &SinchStandIn, fleet: &[SinchAuth<StandInClient>]) -> HashSet<String> {
-    sinch.clear_requests();
-    let url = format!("{}/v1/projects/proj-r/activeNumbers", sinch.url());
-    let mut tasks = tokio::task::JoinSet::new();
-    for member in fleet {
-        let member = member.clone();
-        let request = get(&url);
-        tasks.spawn(async move { send(&member, request).await });
-    }
-    while let Some(result) = tasks.join_next().await {
-        let (status, body) = result.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-    let seen: Vec<_> = sinch.requests();
-    assert_eq!(seen.len(), fleet.len());
-    seen.iter()
-        .map(|r| r.headers[AUTHORIZATION].to_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Prints a figure for docs/redis.md (shown with `--nocapture`).
-fn measured(what: &str, token_requests: u64) {
-    eprintln!("measured: {what}: {token_requests} token requests");
-}
-
-/// Waits until the token endpoint has seen `n` requests (or panics).
-async fn until_token_requests(sinch: &SinchStandIn, n: u64, within: Duration) {
-    let deadline = Instant::now() + within;
-    while sinch.token_requests() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} token requests after {within:?}, expected {n}",
-            sinch.token_requests()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_caches_cold_starting_together_make_exactly_one_fetch() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .start()
-        .await
-        .unwrap();
-    // A realistic fetch time, so every member asks while the first fetch runs.
-    sinch.delay_tokens(Duration::from_millis(200));
-    let fleet = fleet(&sinch, &redis, RefreshConfig::default());
-
-    let tokens = call_all(&sinch, &fleet).await;
-
-    measured("50 caches, cold start", sinch.token_requests());
-    assert_eq!(sinch.token_requests(), 1);
-    assert_eq!(sinch.tokens_issued(), 1);
-    assert_eq!(tokens.len(), 1, "every member uses the one token");
-    assert_eq!(sinch.api_accepted(), FLEET as u64);
+    redis_fleet::cold_start("", &|| store(&redis)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,35 +80,7 @@ async fn refresh_ahead_of_expiry_makes_one_fetch_for_the_fleet() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    // 8 s tokens: the caches refresh 2.4–3.6 s after the cold start (half the
-    // usable lifetime, less up to a quarter of it as jitter), and the next
-    // round cannot start before 4.7 s.
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .token_lifetime(Duration::from_secs(8))
-        .start()
-        .await
-        .unwrap();
-    let fleet = fleet(&sinch, &redis, RefreshConfig::default());
-    let started = Instant::now();
-    let first = call_all(&sinch, &fleet).await;
-    assert_eq!(sinch.token_requests(), 1);
-    assert_eq!(first.len(), 1);
-
-    tokio::time::sleep_until(started + Duration::from_millis(4150)).await;
-    measured(
-        "50 caches, refresh ahead of expiry",
-        sinch.token_requests() - 1,
-    );
-    assert_eq!(
-        sinch.token_requests(),
-        2,
-        "one fetch for the whole fleet's refresh"
-    );
-    let second = call_all(&sinch, &fleet).await;
-    assert_eq!(second.len(), 1, "every member took the refreshed token");
-    assert!(first.is_disjoint(&second), "the members refreshed");
-    assert_eq!(sinch.token_requests(), 2);
+    redis_fleet::refresh_ahead("", &|| store(&redis)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,57 +88,14 @@ async fn with_redis_down_members_fetch_locally_and_share_again_once_it_is_back()
     let Some(mut redis) = RedisServer::start().await else {
         return;
     };
-    let sinch = SinchStandIn::builder()
-        .access_key(&key())
-        .token_lifetime(Duration::from_secs(6))
-        .start()
-        .await
-        .unwrap();
-    // No jitter: with 6 s tokens whose JWT `exp` is in whole seconds, the
-    // jitter would blur the refresh rounds this test counts one by one.
-    let refresh = RefreshConfig::default().jitter_ratio(0.0);
-    let fleet = fleet(&sinch, &redis, refresh);
-    call_all(&sinch, &fleet).await;
-    assert_eq!(sinch.token_requests(), 1);
-
-    // Redis dies; each member refreshes about 2.5 s after the cold start.
-    redis.kill();
-    until_token_requests(&sinch, 1 + FLEET as u64, Duration::from_secs(6)).await;
-    // The last answers may still be on their way to their caches.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    measured(
-        "50 caches, one refresh round with Redis down",
-        sinch.token_requests() - 1,
-    );
-    let during_outage = call_all(&sinch, &fleet).await;
-    assert_eq!(
-        during_outage.len(),
-        FLEET,
-        "each member fetched its own token and kept working"
-    );
-    assert_eq!(sinch.token_requests(), 1 + FLEET as u64);
-
-    // Redis comes back (empty) before the next round, about 2.5 s later.
-    redis.restart().await;
-    let back = Instant::now();
-    until_token_requests(&sinch, 2 + FLEET as u64, Duration::from_secs(5)).await;
-    // Every member's next refresh falls within 0.5 s of the first one.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(
-        back.elapsed() < Duration::from_millis(4500),
-        "the round ended in time"
-    );
-    measured(
-        "50 caches, first refresh round after Redis is back",
-        sinch.token_requests() - 1 - FLEET as u64,
-    );
-    assert_eq!(
-        sinch.token_requests(),
-        2 + FLEET as u64,
-        "one fetch for the fleet once Redis is back"
-    );
-    let after = call_all(&sinch, &fleet).await;
-    assert_eq!(after.len(), 1, "every member took the shared token");
+    let url = redis.url();
+    let make = || {
+        RedisTokenStore::builder(&url)
+            .op_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    redis_fleet::down_and_back("", &make, &mut redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +114,7 @@ async fn a_refusal_is_shared_so_the_fleet_backs_off_together() {
     let refresh = RefreshConfig::default()
         .backoff_base(Duration::from_millis(100))
         .backoff_cap(Duration::from_millis(400));
-    let fleet = fleet(&sinch, &redis, refresh);
+    let fleet = fleet(&sinch, &|| store(&redis), refresh);
 
     let while_refused = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -314,7 +155,7 @@ fn counting(lifetime: Duration) -> (Arc<AtomicU32>, impl Fn() -> sinch_auth::tok
 }
 
 fn store_key() -> StoreKey {
-    StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", "proj-r", "key-r")
+    StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", &key())
 }
 
 fn value(token: &Token) -> String {
@@ -331,7 +172,6 @@ async fn a_process_refreshing_ahead_never_gets_its_own_token_back() {
     let (count, fetch) = counting(lifetime);
     let (a, b) = (store(&redis), store(&redis));
 
-    let obtained = SystemTime::now();
     let first = a.get_or_fetch(store_key(), None, fetch()).await.unwrap();
     assert_eq!(value(&first), "tok-1");
     let shared = b.get_or_fetch(store_key(), None, fetch()).await.unwrap();
@@ -345,18 +185,19 @@ async fn a_process_refreshing_ahead_never_gets_its_own_token_back() {
     assert_eq!(count.load(Ordering::SeqCst), 1);
 
     // Both hold tok-1 until 1.8 s after it was obtained (its lifetime less
-    // the cache's skew) and refresh it halfway, as the cache does. tok-1 is
-    // what A is replacing, so A must fetch…
-    let held_until = Some(obtained + lifetime.mul_f64(0.9));
+    // the cache's skew) and refresh it halfway, as the cache does: they must
+    // be given one that outlives the 0.9 s they still hold tok-1 for. tok-1
+    // is what A is replacing, so A must fetch…
     tokio::time::sleep(lifetime.mul_f64(0.45)).await;
+    let must_outlive = Some(lifetime.mul_f64(0.45));
     let renewed = a
-        .get_or_fetch(store_key(), held_until, fetch())
+        .get_or_fetch(store_key(), must_outlive, fetch())
         .await
         .unwrap();
     assert_eq!(value(&renewed), "tok-2");
     // …and B, refreshing the same token a moment later, takes A's new one.
     let taken = b
-        .get_or_fetch(store_key(), held_until, fetch())
+        .get_or_fetch(store_key(), must_outlive, fetch())
         .await
         .unwrap();
     assert_eq!(value(&taken), "tok-2");
@@ -382,7 +223,7 @@ async fn fetch_under_foreign_lock(
     max_wait: Duration,
 ) -> UnderForeignLock {
     let mut c = redis.connection().await;
-    let lock_key = format!("sinch-auth:lock:{}", store_key());
+    let lock_key = format!("sinch-auth:{{{}}}:lock", store_key().name());
     let _: () = redis::cmd("SET")
         .arg(&lock_key)
         .arg(owner)
@@ -489,10 +330,12 @@ async fn keys_carry_the_prefix_and_the_identity_hash_never_the_secret() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let identity =
-        StoreKey::for_access_key(&format!("{}/oauth2/token", sinch.url()), "proj-r", "key-r");
-    assert_eq!(keys, vec![format!("billing:sinch:token:{identity}")]);
-    assert!(!keys[0].contains(SECRET) && !keys[0].contains("key-r"));
+    let identity = StoreKey::for_access_key(&format!("{}/oauth2/token", sinch.url()), &key());
+    assert_eq!(
+        keys,
+        vec![format!("billing:sinch:{{{}}}:token", identity.name())]
+    );
+    assert!(!keys[0].contains(SECRET) && !keys[0].contains("key-r") && !keys[0].contains("proj-r"));
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&keys[0])
         .query_async(&mut c)
@@ -535,9 +378,11 @@ async fn a_refused_fetch_reaches_the_waiters_as_the_endpoints_error() {
     assert_eq!(error.sinch_error(), Some("rate_limited"));
     assert!(error.is_transient());
     match error {
-        FetchError::Endpoint { retry_after, .. } => {
-            assert_eq!(retry_after, Some(Duration::from_secs(2)))
-        }
+        // What is left of the fleet's hold, read from Redis's clock.
+        FetchError::Endpoint { retry_after, .. } => assert!(
+            retry_after.is_some_and(|r| r <= Duration::from_secs(2) && r > Duration::from_secs(1)),
+            "{retry_after:?}"
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -558,7 +403,7 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         .arg("resetchannels")
         .arg("-@all")
         .arg(
-            "+get +set +pttl +del +multi +exec +evalsha +script|load"
+            "+get +set +pttl +del +evalsha +script|load"
                 .split(' ')
                 .collect::<Vec<_>>(),
         )
@@ -660,4 +505,91 @@ async fn a_rotation_makes_one_fetch_for_the_fleet() {
         2,
         "one fetch for the new key, for the whole fleet"
     );
+}
+
+/// A custom source counting its fetches, shared under `key` (if any).
+struct VaultSource {
+    fetches: Arc<AtomicU32>,
+    key: Option<StoreKey>,
+}
+
+impl sinch_auth::token::TokenSource for VaultSource {
+    fn fetch(&self, _request: sinch_auth::token::FetchRequest) -> sinch_auth::token::TokenFuture {
+        // Counted when run: a store may drop the future unpolled.
+        let fetches = self.fetches.clone();
+        Box::pin(async move {
+            let n = fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Token::new(format!("vault-{n}"), Duration::from_secs(600)))
+        })
+    }
+
+    fn share_key(&self, _credentials: &sinch_auth::Credentials) -> Option<StoreKey> {
+        self.key.clone()
+    }
+}
+
+/// Two processes using a custom source, with no access key at all.
+async fn two_processes_with_a_custom_source(
+    redis: &RedisServer,
+    key: Option<StoreKey>,
+) -> (u32, Vec<String>) {
+    let fetches = Arc::new(AtomicU32::new(0));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let capture = common::Capture::default();
+        let layer = SinchAuthLayer::builder(StaticCredentials::new(
+            sinch_auth::ServicePlan::new("plan-1", "plan-token-1").unwrap(),
+        ))
+        .scheme(Scheme::OAuth2)
+        .token_source(VaultSource {
+            fetches: fetches.clone(),
+            key: key.clone(),
+        })
+        .token_store(store(redis))
+        .build()
+        .unwrap()
+        .layer(capture.service());
+        let response = tower::ServiceExt::oneshot(layer, get("http://127.0.0.1:1/v1/x"))
+            .await
+            .expect("the custom source's token was used");
+        assert_eq!(response.status(), StatusCode::OK);
+        seen.push(
+            capture.last().headers[AUTHORIZATION]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    (fetches.load(Ordering::SeqCst), seen)
+}
+
+#[tokio::test]
+async fn a_custom_source_without_a_share_key_bypasses_the_store() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let (fetches, seen) = two_processes_with_a_custom_source(&redis, None).await;
+    assert_eq!(seen, ["Bearer vault-1", "Bearer vault-2"]);
+    assert_eq!(fetches, 2, "each process fetched its own");
+    let mut c = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "nothing was shared: {keys:?}");
+}
+
+#[tokio::test]
+async fn a_custom_source_with_its_own_share_key_is_shared() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let key = StoreKey::derive(
+        b"the vault's own secret, 32 bytes+",
+        &["my-vault", "account-7"],
+    );
+    let (fetches, seen) = two_processes_with_a_custom_source(&redis, Some(key)).await;
+    assert_eq!(seen, ["Bearer vault-1", "Bearer vault-1"]);
+    assert_eq!(fetches, 1, "the second process took the shared token");
 }

@@ -128,3 +128,140 @@ async fn neither_token_nor_secret_nor_redis_password_reaches_the_logs() {
         "the redis password was logged:\n{text}"
     );
 }
+
+/// A Redis stand-in on loopback that serves reads, transactions and the
+/// lock like an empty Redis, and answers every script call with an error
+/// reply repeating the whole command, as Redis's own replies can
+/// ("unknown command …, with args beginning with: …").
+async fn echoing_redis() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                let mut queued: Vec<&'static str> = Vec::new();
+                let mut in_multi = false;
+                loop {
+                    // One RESP array of bulk strings.
+                    let mut line = String::new();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let Some(n) = line.trim_end().strip_prefix('*') else {
+                        return;
+                    };
+                    let mut args = Vec::new();
+                    for _ in 0..n.parse::<usize>().unwrap() {
+                        let mut header = String::new();
+                        read.read_line(&mut header).await.unwrap();
+                        let len: usize = header.trim_end()[1..].parse().unwrap();
+                        let mut arg = vec![0u8; len + 2];
+                        read.read_exact(&mut arg).await.unwrap();
+                        arg.truncate(len);
+                        args.push(arg);
+                    }
+                    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+                    let plain = |reply: &'static str| reply;
+                    let reply: String = match name.as_str() {
+                        "MULTI" => {
+                            in_multi = true;
+                            plain("+OK\r\n").into()
+                        }
+                        "EXEC" => {
+                            in_multi = false;
+                            let mut out = format!("*{}\r\n", queued.len());
+                            for reply in queued.drain(..) {
+                                out.push_str(reply);
+                            }
+                            out
+                        }
+                        "GET" | "PTTL" | "DEL" if in_multi => {
+                            queued.push(match name.as_str() {
+                                "GET" => "$-1\r\n",
+                                "PTTL" => ":-2\r\n",
+                                _ => ":0\r\n",
+                            });
+                            "+QUEUED\r\n".into()
+                        }
+                        "CLIENT" | "SELECT" | "AUTH" | "SET" => "+OK\r\n".into(),
+                        "PING" => "+PONG\r\n".into(),
+                        "GET" => "$-1\r\n".into(),
+                        "PTTL" => ":-2\r\n".into(),
+                        "DEL" => ":0\r\n".into(),
+                        _ => {
+                            let echoed: Vec<String> = args
+                                .iter()
+                                .map(|a| {
+                                    String::from_utf8_lossy(a)
+                                        .chars()
+                                        .filter(|c| !c.is_control())
+                                        .collect()
+                                })
+                                .collect();
+                            format!("-ERR ECHOED-BACK {}\r\n", echoed.join(" "))
+                        }
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_redis_error_repeating_the_command_never_reaches_the_logs() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let port = echoing_redis().await;
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let store = RedisTokenStore::new(&format!("redis://127.0.0.1:{port}/")).unwrap();
+    let member = member(&sinch, store);
+    let (status, _) = send(&member, get(format!("{}/v1/x", sinch.url()))).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the request works without a usable Redis"
+    );
+    let token = sinch.last_request().unwrap().headers[AUTHORIZATION]
+        .to_str()
+        .unwrap()
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_owned();
+
+    let text = logs.text();
+    assert!(
+        text.contains("redis token store unavailable; fetching the token locally"),
+        "the failure was logged:\n{text}"
+    );
+    // By kind and code only.
+    assert!(text.contains("response error, code ERR"), "{text}");
+    assert!(!text.contains(&token), "the token was logged:\n{text}");
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        !text.contains(signature),
+        "a token's signature was logged:\n{text}"
+    );
+    assert!(!text.contains(SECRET), "the key secret was logged:\n{text}");
+    assert!(
+        !text.contains("ECHOED-BACK"),
+        "the text of a Redis error reply was logged:\n{text}"
+    );
+}

@@ -596,7 +596,10 @@ async fn other_public_types(audit: &mut Audit) {
     audit.debug("TokenHttpClient", &TokenHttpClient::hyper());
     audit.debug(
         "StoreKey",
-        &StoreKey::for_access_key("https://auth.sinch.com/oauth2/token", "proj-a", "key-a"),
+        &StoreKey::for_access_key(
+            "https://auth.sinch.com/oauth2/token",
+            creds.access_key().unwrap(),
+        ),
     );
     let source = source_fn(|_| async { Ok(Token::new(BEARER, Duration::from_secs(60))) });
     audit.debug("SourceFn", &source);

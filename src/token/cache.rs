@@ -515,8 +515,10 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 let credentials = shared.provider.credentials();
                 let started = Instant::now();
                 tracing::debug!(target: "sinch_auth", source = name, attempt = failures + 1, "fetching token");
-                let held = held_until.filter(|(_, id)| *id == credentials.id()).map(|(until, _)| until);
-                let request = FetchRequest::new(credentials.clone(), held);
+                let must_outlive = held_until
+                    .filter(|(_, id)| *id == credentials.id())
+                    .map(|(until, _)| until.duration_since(shared.clock.now()).unwrap_or_default());
+                let request = FetchRequest::new(credentials.clone(), must_outlive);
                 let fetch = tokio::time::timeout(config.fetch_timeout, shared.source.fetch(request));
                 tokio::pin!(fetch);
                 let outcome = loop {

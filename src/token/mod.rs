@@ -9,7 +9,7 @@
 //! [`RefreshConfig`] for the timing rules.
 //!
 //! ```
-//! use std::time::{Duration, SystemTime};
+//! use std::time::Duration;
 //! use sinch_auth::token::{source_fn, Token};
 //!
 //! // A source that asks your own vault for a token.
@@ -24,13 +24,15 @@ mod http_client;
 pub(crate) mod oauth2;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+pub(crate) mod redis_connection;
 mod store;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -102,18 +104,18 @@ impl fmt::Debug for Token {
 #[derive(Debug, Clone)]
 pub struct FetchRequest {
     credentials: Arc<Credentials>,
-    held_until: Option<SystemTime>,
+    must_outlive: Option<Duration>,
 }
 
 impl FetchRequest {
-    /// A request for a token from `credentials`. `held_until` is when the
-    /// token the cache holds (or last held) for these same credentials stops
-    /// being used, if any: a source that shares tokens between processes
-    /// must answer with one that lasts longer than that.
-    pub fn new(credentials: Arc<Credentials>, held_until: Option<SystemTime>) -> Self {
+    /// A request for a token from `credentials`. `must_outlive` is how long
+    /// from now the token the cache holds (or last held) for these same
+    /// credentials is still used, if any: a source that shares tokens
+    /// between processes must answer with one that lives longer than that.
+    pub fn new(credentials: Arc<Credentials>, must_outlive: Option<Duration>) -> Self {
         Self {
             credentials,
-            held_until,
+            must_outlive,
         }
     }
 
@@ -122,10 +124,10 @@ impl FetchRequest {
         &self.credentials
     }
 
-    /// When the token the cache holds stops being used (`None` on a cold
-    /// start, and after the credentials changed).
-    pub fn held_until(&self) -> Option<SystemTime> {
-        self.held_until
+    /// How long from now the token the cache holds is still used (`None`
+    /// on a cold start, and after the credentials changed).
+    pub fn must_outlive(&self) -> Option<Duration> {
+        self.must_outlive
     }
 }
 
@@ -141,6 +143,18 @@ pub trait TokenSource: Send + Sync + 'static {
     fn name(&self) -> &'static str {
         "custom"
     }
+
+    /// Where a [`TokenStore`] may share this source's tokens for
+    /// `credentials` with other processes, or `None` (the default): the
+    /// store is bypassed and every process fetches its own.
+    ///
+    /// Derive the key from a secret of the credentials
+    /// ([`StoreKey::derive`]): whoever can compute it can read the shared
+    /// token. [`OAuth2`] answers [`StoreKey::for_access_key`].
+    fn share_key(&self, credentials: &Credentials) -> Option<StoreKey> {
+        let _ = credentials;
+        None
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -150,6 +164,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn share_key(&self, credentials: &Credentials) -> Option<StoreKey> {
+        (**self).share_key(credentials)
     }
 }
 

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::{FetchRequest, Token, TokenFuture, TokenHttpClient, TokenSource};
+use super::{FetchRequest, StoreKey, Token, TokenFuture, TokenHttpClient, TokenSource};
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{ConfigError, CredentialKind, FetchError};
 use crate::{Credentials, scheme};
@@ -203,6 +203,11 @@ impl TokenSource for OAuth2 {
 
     fn name(&self) -> &'static str {
         "oauth2"
+    }
+
+    fn share_key(&self, credentials: &Credentials) -> Option<StoreKey> {
+        let key = credentials.access_key()?;
+        Some(StoreKey::for_access_key(&self.token_url.to_string(), key))
     }
 }
 

@@ -1,39 +1,57 @@
 //! Fleet-wide token sharing through Redis (feature `redis`); see [`RedisTokenStore`].
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, RedisResult, Script, Value};
+use ::redis::{Client, RedisResult, Script, Value};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use super::cache::jwt_expiry;
+use super::redis_connection::{Connection, ErrorSummary, Target, TlsOptions};
 use super::{StoreKey, Token, TokenFuture, TokenStore};
-use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, FetchError};
+use crate::scheme;
 
 /// A stored token is taken only if it outlives the asker's token by at least
-/// this share of its lifetime. The asker's own token outlives `held_until`
+/// this share of its lifetime. The asker's own token outlives `must_outlive`
 /// by the cache's expiry skew, at most 10 % of a lifetime, so 15 % never
 /// hands a process back the token it is replacing.
 const MIN_EXTENSION: f64 = 0.15;
 
-/// The longest the fleet holds off after the token endpoint refused a fetch.
+/// The longest the fleet holds off after the token endpoint refused a fetch;
+/// a refusal record living longer than this (or forever) is not ours.
 const MAX_FAILURE_HOLD: Duration = Duration::from_secs(60);
 
 /// How long the fleet holds off after a refusal without `Retry-After`: the
 /// first backoff step of spec §2.
 const DEFAULT_FAILURE_HOLD: Duration = Duration::from_secs(1);
 
+/// How many failed commands in a row a waiting process overlooks, once
+/// Redis has answered it, before fetching locally.
+const MAX_GLITCHES: u32 = 3;
+
+/// The first byte of every sealed record: its format.
+const RECORD_VERSION: u8 = 2;
+
+/// Reads the token and the refusal record with their remaining lives.
+static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
+        redis.call('GET', KEYS[2]), redis.call('PTTL', KEYS[2])}
+",
+    )
+});
+
 /// Stores the token, unless (without `force`) a longer-lived one is there;
-/// clears the failure record.
+/// clears the refusal record.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -46,8 +64,9 @@ return 1
     )
 });
 
-/// Deletes the lock only if this process still owns it.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+/// Deletes a key only if it still holds the given value: the lock this
+/// process owns, or the bad record it read.
+static DELETE_IF_UNCHANGED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -83,27 +102,34 @@ return 0
 /// # Ok::<(), sinch_auth::ConfigError>(())
 /// ```
 ///
+/// Managed Redis: `rediss://` verifies the server's certificate against the
+/// public web roots, or against your own CA
+/// ([`ca_certificates_pem`](RedisTokenStoreBuilder::ca_certificates_pem));
+/// a Redis Cluster is reached through [`cluster`](Self::cluster).
+///
 /// # What it does
 ///
 /// Each process keeps its own in-process cache and background refresher; the
 /// store is asked only when that refresher would fetch (cold start, refresh
 /// ahead of expiry, 401-`expired`, rotation), never on the request path.
-/// For one credential identity ([`StoreKey`]: a SHA-256 of token URL,
-/// project id and key id, never the secret) Redis holds:
+/// For one credential ([`StoreKey`], derived from its secret) Redis holds,
+/// all three in one hash slot (`{name}` is a Cluster hash tag):
 ///
-/// - `{prefix}token:{key}`: the token with its original lifetime, set with a
-///   `PX` expiry equal to its remaining lifetime. Remaining lifetimes are read
-///   with `PTTL`, from Redis's clock, so the fleet's clocks need not agree.
-/// - `{prefix}lock:{key}`: the single-flight lock, `SET NX PX` with a random
+/// - `{prefix}{name}:token`: the token, sealed (XChaCha20-Poly1305 with the
+///   store key's record key, bound to the key's name), set with a `PX`
+///   expiry equal to its remaining lifetime. Remaining lifetimes are read
+///   back with `PTTL`, from Redis's clock: no process's clock is involved.
+/// - `{prefix}{name}:lock`: the single-flight lock, `SET NX PX` with a random
 ///   owner id; released by a compare-and-delete script, so a process never
 ///   removes a lock that expired and was taken by another.
-/// - `{prefix}failed:{key}`: for a short while after the token endpoint
-///   refused a fetch (429 most likely), its status and `Retry-After`, so the
-///   rest of the fleet backs off with the process that saw it instead of
-///   asking again at once (spec §2's rate limit).
+/// - `{prefix}{name}:failed`: for a short while after the token endpoint
+///   answered 429 or 5xx, the refusal (sealed too), so the rest of the fleet
+///   backs off with the process that saw it. An authentication failure
+///   (400/401/403) is never shared: it says something about that process's
+///   credentials, not about the endpoint.
 ///
 /// A process asking for a token takes the stored one if it outlives the
-/// token the process already holds (`held_until`) by at least 15 % of its
+/// token the process already holds (`must_outlive`) by at least 15 % of its
 /// lifetime: a process refreshing ahead of expiry never gets its own
 /// soon-to-expire token back. Otherwise it takes the lock and fetches, or
 /// waits while another process does, polling every
@@ -111,26 +137,28 @@ return 0
 /// [`max_wait`](RedisTokenStoreBuilder::max_wait); after that it fetches
 /// locally.
 ///
+/// Every record is checked when read: one that does not open with the
+/// key, holds a token no header can carry, has no expiry, or (a refusal)
+/// would hold the fleet off longer than a minute, is deleted and the token
+/// endpoint asked instead.
+///
 /// If Redis cannot be reached, times out or errs, the process logs a warning
-/// and fetches locally: the store never fails a fetch that the token endpoint
-/// would have answered. The connection is made again on the next fetch, so
-/// sharing resumes when Redis is back.
+/// (the error's kind, never its text) and fetches locally: the store never
+/// fails a fetch that the token endpoint would have answered. The connection
+/// is made again on the next fetch, so sharing resumes when Redis is back.
 ///
 /// # Security
 ///
-/// A token in Redis is as good as the access key it came from, for its
-/// lifetime: anyone who can read the keys under the prefix can call Sinch's
-/// APIs as you. Give the store its own Redis user, limited to the prefix and
-/// to the commands it uses:
+/// Without the key secret, a reader of Redis (a backup, a replica,
+/// `MONITOR`) sees sealed bytes under names it cannot link to a project or
+/// key, and a writer can delete records (the fleet then fetches) but cannot
+/// plant a token or a refusal. Still, give the store its own Redis user,
+/// limited to the prefix and to the commands it uses:
 ///
 /// ```text
 /// ACL SETUSER sinch-auth on >password resetkeys ~billing-service:sinch-auth:* resetchannels
-///     -@all +get +set +pttl +del +multi +exec +evalsha +script|load
+///     -@all +get +set +pttl +del +evalsha +script|load
 /// ```
-///
-/// Keep Redis on a private network, and `MONITOR` and `SLOWLOG` away from
-/// other users (they show command arguments). The store never logs a token,
-/// and its `Debug` shows neither tokens nor the Redis password.
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
 pub struct RedisTokenStore {
@@ -138,8 +166,8 @@ pub struct RedisTokenStore {
 }
 
 impl RedisTokenStore {
-    /// A store at `url` (`redis://[user:password@]host[:port][/db]`) with
-    /// the default settings. Does not connect yet.
+    /// A store at `url` (`redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://…` for TLS) with the default settings. Does not connect yet.
     ///
     /// ```
     /// use sinch_auth::token::RedisTokenStore;
@@ -155,18 +183,32 @@ impl RedisTokenStore {
 
     /// Starts a builder for a store at `url`.
     pub fn builder(url: &str) -> RedisTokenStoreBuilder {
-        let client = Client::open(url).map_err(|_| ConfigError::InvalidUrl {
-            field: "redis url",
-            reason: if url.starts_with("rediss://") {
-                "rediss:// needs the redis crate's TLS support, which this build does not enable"
-            } else {
-                "expected redis://[user:password@]host[:port][/db]"
-            },
-        });
-        RedisTokenStoreBuilder::new(client)
+        RedisTokenStoreBuilder::new(Endpoint::Url(url.to_owned()))
     }
 
-    /// Starts a builder for a store using a client you configured yourself.
+    /// Starts a builder for a store on a Redis Cluster, given the URLs
+    /// (`redis://[user:password@]host:port`) of some of its nodes.
+    ///
+    /// ```
+    /// use sinch_auth::token::RedisTokenStore;
+    ///
+    /// let store = RedisTokenStore::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .build()?;
+    /// # let _ = store;
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn cluster<I, S>(nodes: I) -> RedisTokenStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisTokenStoreBuilder::new(Endpoint::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    /// Starts a builder for a store using a client you configured yourself
+    /// (plain TCP; for TLS use a `rediss://` URL with [`builder`](Self::builder)).
     ///
     /// ```
     /// use sinch_auth::token::RedisTokenStore;
@@ -177,7 +219,7 @@ impl RedisTokenStore {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_client(client: Client) -> RedisTokenStoreBuilder {
-        RedisTokenStoreBuilder::new(Ok(client))
+        RedisTokenStoreBuilder::new(Endpoint::Client(client))
     }
 
     /// The prefix of every key this store writes.
@@ -190,10 +232,7 @@ impl fmt::Debug for RedisTokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
         f.debug_struct("RedisTokenStore")
-            .field(
-                "server",
-                &format_args!("{}", inner.client.get_connection_info().addr()),
-            )
+            .field("server", &format_args!("{}", inner.target))
             .field("key_prefix", &inner.prefix)
             .field("lock_ttl", &inner.lock_ttl)
             .field("max_wait", &inner.max_wait)
@@ -207,12 +246,18 @@ impl TokenStore for RedisTokenStore {
     fn get_or_fetch(
         &self,
         key: StoreKey,
-        held_until: Option<SystemTime>,
+        must_outlive: Option<Duration>,
         fetch: TokenFuture,
     ) -> TokenFuture {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.get_or_fetch(key, held_until, fetch).await })
+        Box::pin(async move { inner.get_or_fetch(key, must_outlive, fetch).await })
     }
+}
+
+enum Endpoint {
+    Url(String),
+    Cluster(Vec<String>),
+    Client(Client),
 }
 
 /// Configures a [`RedisTokenStore`].
@@ -224,6 +269,8 @@ impl TokenStore for RedisTokenStore {
 /// | [`max_wait`](Self::max_wait) | 7 s | longest a process waits for another's fetch before fetching itself |
 /// | [`poll_interval`](Self::poll_interval) | 50 ms | how often a waiting process looks (±25 % jitter) |
 /// | [`op_timeout`](Self::op_timeout) | 500 ms | limit on connecting and on each Redis command |
+/// | [`ca_certificates_pem`](Self::ca_certificates_pem) | public web roots | whom to trust for `rediss://` |
+/// | [`tls_config`](Self::tls_config) | rustls with ring | your own TLS client configuration |
 ///
 /// `max_wait` is longer than `lock_ttl` so that, when a holder dies, one
 /// waiter takes the expired lock over instead of the whole fleet fetching at
@@ -233,13 +280,13 @@ impl TokenStore for RedisTokenStore {
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[must_use]
 pub struct RedisTokenStoreBuilder {
-    client: Result<Client, ConfigError>,
+    endpoint: Endpoint,
+    tls: TlsOptions,
     prefix: String,
     lock_ttl: Duration,
     max_wait: Duration,
     poll_interval: Duration,
     op_timeout: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisTokenStoreBuilder {
@@ -250,6 +297,7 @@ impl fmt::Debug for RedisTokenStoreBuilder {
             .field("max_wait", &self.max_wait)
             .field("poll_interval", &self.poll_interval)
             .field("op_timeout", &self.op_timeout)
+            .field("custom_ca", &self.tls.ca_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -258,15 +306,15 @@ impl RedisTokenStoreBuilder {
     /// The default key prefix.
     pub const DEFAULT_KEY_PREFIX: &'static str = "sinch-auth:";
 
-    fn new(client: Result<Client, ConfigError>) -> Self {
+    fn new(endpoint: Endpoint) -> Self {
         Self {
-            client,
+            endpoint,
+            tls: TlsOptions::default(),
             prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
             lock_ttl: Duration::from_secs(5),
             max_wait: Duration::from_secs(7),
             poll_interval: Duration::from_millis(50),
             op_timeout: Duration::from_millis(500),
-            clock: Arc::new(SystemClock),
         }
     }
 
@@ -304,17 +352,24 @@ impl RedisTokenStoreBuilder {
         self
     }
 
-    /// The wall clock `held_until` is read against. Use the clock given to
-    /// the layer ([`SinchAuthBuilder::clock`](crate::SinchAuthBuilder::clock));
-    /// default the system clock.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+    /// For `rediss://`: trust these CA certificates (PEM) instead of the
+    /// public web roots, as a private deployment needs. The server's
+    /// certificate is verified either way, host name included.
+    pub fn ca_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.ca_pem = Some(pem.into());
         self
     }
 
-    /// Builds the store. Fails on an unusable URL or an out-of-range setting.
+    /// For `rediss://`: your own rustls client configuration (client
+    /// certificates, another crypto provider), used as given.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls.config = Some(config);
+        self
+    }
+
+    /// Builds the store. Fails on an unusable URL, certificate or an
+    /// out-of-range setting.
     pub fn build(self) -> Result<RedisTokenStore, ConfigError> {
-        let client = self.client?;
         let range = |setting, value: Duration, min, max, reason| {
             if value < min || value > max {
                 Err(ConfigError::InvalidSetting { setting, reason })
@@ -351,44 +406,47 @@ impl RedisTokenStoreBuilder {
             Duration::from_secs(60),
             "must be between 1 ms and 1 min",
         )?;
+        let target = match &self.endpoint {
+            Endpoint::Url(url) => Target::node(url, &self.tls)?,
+            Endpoint::Cluster(urls) => Target::cluster(urls, self.op_timeout, &self.tls)?,
+            Endpoint::Client(client) => Target::client(client),
+        };
         Ok(RedisTokenStore {
             inner: Arc::new(Inner {
-                client,
+                target,
                 connection: Mutex::new(None),
                 prefix: self.prefix,
                 lock_ttl: self.lock_ttl,
                 max_wait: self.max_wait,
                 poll_interval: self.poll_interval,
                 op_timeout: self.op_timeout,
-                clock: self.clock,
             }),
         })
     }
 }
 
-/// Why Redis could not be used; logged, never returned to the cache.
+/// Why Redis could not be used; logged, never returned to the cache. It
+/// carries no text from Redis (see [`ErrorSummary`]).
 #[derive(Debug, thiserror::Error)]
 enum StoreError {
     #[error("redis {op} timed out after {after:?}")]
     Timeout { op: &'static str, after: Duration },
-    #[error("redis {op} failed: {source}")]
+    #[error("redis {op} failed ({summary})")]
     Redis {
         op: &'static str,
-        #[source]
-        source: ::redis::RedisError,
+        summary: ErrorSummary,
     },
 }
 
 struct Inner {
-    client: Client,
+    target: Target,
     /// `None` until the first use and after any failure: the next use connects again.
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: Mutex<Option<Connection>>,
     prefix: String,
     lock_ttl: Duration,
     max_wait: Duration,
     poll_interval: Duration,
     op_timeout: Duration,
-    clock: Arc<dyn Clock>,
 }
 
 struct Keys {
@@ -397,11 +455,11 @@ struct Keys {
     failed: String,
 }
 
-/// A token as stored. Only this crate reads it back.
+/// A token as sealed in Redis. Its remaining life is the key's `PTTL`.
 #[derive(Serialize, Deserialize)]
-struct Record<'a> {
-    #[serde(borrow)]
-    token: Cow<'a, str>,
+struct Record {
+    token: String,
+    /// The lifetime it was issued with, for the 15 % rule.
     lifetime_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
@@ -413,15 +471,17 @@ struct Refusal {
     status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    retry_after_ms: Option<u64>,
+    /// Whether the endpoint sent `Retry-After` (the hold is the key's `PTTL`).
+    #[serde(default)]
+    retry_after: bool,
 }
 
 /// What Redis holds for a key right now.
 struct Snapshot {
-    /// The token, if one is there and outlives what the asker holds.
+    /// The token, if one is there, good, and outlives what the asker holds.
     token: Option<Token>,
-    refusal: Option<Refusal>,
+    /// A refusal, with the hold it has left.
+    refusal: Option<(Refusal, Duration)>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -432,36 +492,87 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Only refusals about the endpoint itself are the fleet's business.
+fn shareable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Seals `plaintext` under the store key, bound to the Redis key it goes to.
+fn seal(key: &StoreKey, redis_key: &str, plaintext: &[u8]) -> Option<Vec<u8>> {
+    let mut nonce = [0u8; 24];
+    getrandom::getrandom(&mut nonce).ok()?;
+    let cipher = XChaCha20Poly1305::new(key.record_key().into());
+    let sealed = cipher
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad: redis_key.as_bytes(),
+            },
+        )
+        .ok()?;
+    let mut out = Vec::with_capacity(1 + nonce.len() + sealed.len());
+    out.push(RECORD_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Some(out)
+}
+
+/// Opens what [`seal`] made for this key and Redis key; `None` for anything else.
+fn open(key: &StoreKey, redis_key: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let (&version, rest) = sealed.split_first()?;
+    if version != RECORD_VERSION || rest.len() < 24 {
+        return None;
+    }
+    let (nonce, body) = rest.split_at(24);
+    let nonce = XNonce::from(<[u8; 24]>::try_from(nonce).ok()?);
+    let cipher = XChaCha20Poly1305::new(key.record_key().into());
+    cipher
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: body,
+                aad: redis_key.as_bytes(),
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+/// A stored record's verdict.
+enum Checked<T> {
+    Absent,
+    Good(T),
+    /// Not something this store wrote for this key: delete it.
+    Bad(&'static str),
+}
+
 impl Inner {
     fn keys(&self, key: &StoreKey) -> Keys {
         let p = &self.prefix;
+        let name = key.name();
         Keys {
-            token: format!("{p}token:{key}"),
-            lock: format!("{p}lock:{key}"),
-            failed: format!("{p}failed:{key}"),
+            token: format!("{p}{{{name}}}:token"),
+            lock: format!("{p}{{{name}}}:lock"),
+            failed: format!("{p}{{{name}}}:failed"),
         }
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+    async fn connection(&self) -> Result<Connection, StoreError> {
         if let Some(connection) = guard(&self.connection).clone() {
             return Ok(connection);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.op_timeout))
-            .set_response_timeout(Some(self.op_timeout));
-        let connect = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let connection = tokio::time::timeout(self.op_timeout, connect)
-            .await
-            .map_err(|_| StoreError::Timeout {
-                op: "connect",
-                after: self.op_timeout,
-            })?
-            .map_err(|source| StoreError::Redis {
-                op: "connect",
-                source,
-            })?;
+        let connection =
+            tokio::time::timeout(self.op_timeout, self.target.connect(self.op_timeout))
+                .await
+                .map_err(|_| StoreError::Timeout {
+                    op: "connect",
+                    after: self.op_timeout,
+                })?
+                .map_err(|source| StoreError::Redis {
+                    op: "connect",
+                    summary: ErrorSummary::of(&source),
+                })?;
         *guard(&self.connection) = Some(connection.clone());
         Ok(connection)
     }
@@ -469,14 +580,17 @@ impl Inner {
     /// Runs one command within the op timeout; any failure drops the connection.
     async fn run<T, F, Fut>(&self, op: &'static str, command: F) -> Result<T, StoreError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let result = async {
             let connection = self.connection().await?;
             match tokio::time::timeout(self.op_timeout, command(connection)).await {
                 Ok(Ok(value)) => Ok(value),
-                Ok(Err(source)) => Err(StoreError::Redis { op, source }),
+                Ok(Err(source)) => Err(StoreError::Redis {
+                    op,
+                    summary: ErrorSummary::of(&source),
+                }),
                 Err(_) => Err(StoreError::Timeout {
                     op,
                     after: self.op_timeout,
@@ -490,61 +604,126 @@ impl Inner {
         result
     }
 
-    /// What time the asker's token has left past now, on the asker's clock.
-    fn needed(&self, held_until: Option<SystemTime>) -> Duration {
-        held_until
-            .and_then(|until| until.duration_since(self.clock.now()).ok())
-            .unwrap_or_default()
+    fn check_token(
+        key: &StoreKey,
+        keys: &Keys,
+        raw: &[u8],
+        ttl_ms: i64,
+    ) -> Checked<(Record, Duration)> {
+        // We always set an expiry; a record without one is not ours.
+        let Ok(remaining) = u64::try_from(ttl_ms) else {
+            return Checked::Bad("it has no expiry");
+        };
+        let Some(plain) = open(key, &keys.token, raw) else {
+            return Checked::Bad("it does not open with this key");
+        };
+        let Ok(record) = serde_json::from_slice::<Record>(&plain) else {
+            return Checked::Bad("it is not a token record");
+        };
+        if record.token.is_empty() || scheme::bearer(&record.token).is_err() {
+            return Checked::Bad("its token cannot be sent in a header");
+        }
+        if record.lifetime_ms == 0 {
+            return Checked::Bad("its lifetime is zero");
+        }
+        Checked::Good((record, Duration::from_millis(remaining)))
+    }
+
+    fn check_refusal(
+        key: &StoreKey,
+        keys: &Keys,
+        raw: &[u8],
+        ttl_ms: i64,
+    ) -> Checked<(Refusal, Duration)> {
+        let hold = match u64::try_from(ttl_ms) {
+            Ok(ms) if Duration::from_millis(ms) <= MAX_FAILURE_HOLD => Duration::from_millis(ms),
+            _ => return Checked::Bad("it would hold the fleet off too long"),
+        };
+        let Some(plain) = open(key, &keys.failed, raw) else {
+            return Checked::Bad("it does not open with this key");
+        };
+        match serde_json::from_slice::<Refusal>(&plain) {
+            Ok(refusal) if StatusCode::from_u16(refusal.status).is_ok_and(shareable) => {
+                Checked::Good((refusal, hold))
+            }
+            _ => Checked::Bad("it is not a shareable refusal"),
+        }
     }
 
     async fn read(
         &self,
         keys: &Keys,
         store_key: &StoreKey,
-        held_until: Option<SystemTime>,
+        must_outlive: Option<Duration>,
     ) -> Result<Snapshot, StoreError> {
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .cmd("GET")
-            .arg(&keys.token)
-            .cmd("PTTL")
-            .arg(&keys.token)
-            .cmd("GET")
-            .arg(&keys.failed);
-        let (raw, ttl_ms, refusal): (Option<Vec<u8>>, i64, Option<Vec<u8>>) = self
-            .run(
-                "read",
-                |mut c| async move { pipe.query_async(&mut c).await },
-            )
+        let mut invocation = READ.prepare_invoke();
+        invocation.key(&keys.token).key(&keys.failed);
+        let (raw, ttl_ms, raw_refusal, refusal_ttl_ms): (
+            Option<Vec<u8>>,
+            i64,
+            Option<Vec<u8>>,
+            i64,
+        ) = self
+            .run("read", |mut c| async move {
+                invocation.invoke_async(&mut c).await
+            })
             .await?;
-        let raw = raw.map(Zeroizing::new);
-        let needed = self.needed(held_until);
-        let token = match (&raw, u64::try_from(ttl_ms)) {
-            (Some(raw), Ok(ttl_ms)) => match serde_json::from_slice::<Record<'_>>(raw) {
-                Ok(record) if record.lifetime_ms > 0 => {
-                    let remaining = Duration::from_millis(ttl_ms);
-                    let lifetime = Duration::from_millis(record.lifetime_ms);
-                    (remaining >= needed + lifetime.mul_f64(MIN_EXTENSION)).then(|| {
-                        let token = Token::new(record.token.into_owned(), remaining);
-                        match record.scope {
-                            Some(scope) => token.with_scope(scope),
-                            None => token,
-                        }
-                    })
-                }
-                _ => {
-                    tracing::warn!(
-                        target: "sinch_auth",
-                        store_key = ?store_key,
-                        "redis holds an unreadable token record; ignoring it"
-                    );
+        let token = match &raw {
+            None => Checked::Absent,
+            Some(raw) => Self::check_token(store_key, keys, raw, ttl_ms),
+        };
+        let token = match token {
+            Checked::Good((record, remaining)) => {
+                let lifetime = Duration::from_millis(record.lifetime_ms);
+                let needed = must_outlive.unwrap_or_default() + lifetime.mul_f64(MIN_EXTENSION);
+                (remaining >= needed).then(|| {
+                    let token = Token::new(record.token, remaining);
+                    match record.scope {
+                        Some(scope) => token.with_scope(scope),
+                        None => token,
+                    }
+                })
+            }
+            Checked::Bad(why) => {
+                self.discard(store_key, &keys.token, raw.as_deref(), why)
+                    .await;
+                None
+            }
+            Checked::Absent => None,
+        };
+        let refusal = match &raw_refusal {
+            None => None,
+            Some(raw) => match Self::check_refusal(store_key, keys, raw, refusal_ttl_ms) {
+                Checked::Good(refusal) => Some(refusal),
+                Checked::Bad(why) => {
+                    self.discard(store_key, &keys.failed, Some(raw), why).await;
                     None
                 }
+                Checked::Absent => None,
             },
-            _ => None,
         };
-        let refusal = refusal.and_then(|raw| serde_json::from_slice(&raw).ok());
         Ok(Snapshot { token, refusal })
+    }
+
+    /// Deletes a bad record, unless it was replaced meanwhile.
+    async fn discard(&self, store_key: &StoreKey, redis_key: &str, raw: Option<&[u8]>, why: &str) {
+        tracing::warn!(
+            target: "sinch_auth",
+            store_key = ?store_key,
+            why,
+            "redis holds a record this store did not write for this key; deleting it and asking the token endpoint"
+        );
+        let Some(raw) = raw else { return };
+        let mut invocation = DELETE_IF_UNCHANGED.prepare_invoke();
+        invocation.key(redis_key).arg(raw);
+        if let Err(error) = self
+            .run("delete bad record", |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await
+            })
+            .await
+        {
+            tracing::debug!(target: "sinch_auth", error = %error, "could not delete the bad record; a fetch will overwrite it");
+        }
     }
 
     async fn try_lock(self: &Arc<Self>, keys: &Keys) -> Result<Option<Lock>, StoreError> {
@@ -566,34 +745,38 @@ impl Inner {
         }))
     }
 
-    /// Stores a token. The lock holder forces: it found what is there not
-    /// good enough. Others keep a longer-lived token that is already there.
-    async fn save(&self, keys: &Keys, token: &Token, force: bool) -> Result<(), StoreError> {
+    /// Stores a token, sealed, living as long as the source says (the
+    /// token arrives with its lifetime already settled). The lock holder
+    /// forces: it found what is there not good enough. Others keep a
+    /// longer-lived token that is already there.
+    async fn save(
+        &self,
+        key: &StoreKey,
+        keys: &Keys,
+        token: &Token,
+        force: bool,
+    ) -> Result<(), StoreError> {
+        let lifetime_ms = millis(token.expires_in());
         let value = token.value().expose_secret();
-        let mut lifetime = token.expires_in();
-        // The cache believes a JWT's `exp` over `expires_in`; so must the
-        // fleet, or a process would take back the token it is replacing.
-        if let Some(exp) = jwt_expiry(value) {
-            let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(exp);
-            lifetime = lifetime.min(exp.duration_since(self.clock.now()).unwrap_or_default());
-        }
-        let lifetime_ms = millis(lifetime);
-        if lifetime_ms == 0 {
+        // What the cache would refuse, the fleet must not be handed.
+        if lifetime_ms == 0 || value.is_empty() || scheme::bearer(value).is_err() {
             return Ok(());
         }
         let record = Record {
-            token: Cow::Borrowed(value),
+            token: value.to_owned(),
             lifetime_ms,
             scope: token.scope().map(str::to_owned),
         };
-        let Ok(json) = serde_json::to_string(&record).map(Zeroizing::new) else {
+        let json = serde_json::to_vec(&record).map(Zeroizing::new);
+        drop(Zeroizing::new(record.token));
+        let Some(sealed) = json.ok().and_then(|json| seal(key, &keys.token, &json)) else {
             return Ok(());
         };
         let mut invocation = SAVE.prepare_invoke();
         invocation
             .key(&keys.token)
             .key(&keys.failed)
-            .arg(json.as_str())
+            .arg(sealed)
             .arg(lifetime_ms)
             .arg(if force { "1" } else { "0" });
         self.run("save", |mut c| async move {
@@ -603,8 +786,13 @@ impl Inner {
         .map(drop)
     }
 
-    /// Tells the fleet the endpoint refused, so it backs off together.
-    async fn share_refusal(&self, keys: &Keys, error: &FetchError) -> Result<(), StoreError> {
+    /// Tells the fleet the endpoint refused (429, 5xx), so it backs off together.
+    async fn share_refusal(
+        &self,
+        key: &StoreKey,
+        keys: &Keys,
+        error: &FetchError,
+    ) -> Result<(), StoreError> {
         let FetchError::Endpoint {
             status,
             error,
@@ -614,6 +802,9 @@ impl Inner {
         else {
             return Ok(());
         };
+        if !shareable(*status) {
+            return Ok(());
+        }
         let hold = retry_after
             .unwrap_or(DEFAULT_FAILURE_HOLD)
             .min(MAX_FAILURE_HOLD);
@@ -623,13 +814,19 @@ impl Inner {
         let refusal = Refusal {
             status: status.as_u16(),
             error: error.clone(),
-            retry_after_ms: retry_after.map(millis),
+            retry_after: retry_after.is_some(),
         };
-        let Ok(json) = serde_json::to_string(&refusal) else {
+        let Some(sealed) = serde_json::to_vec(&refusal)
+            .ok()
+            .and_then(|json| seal(key, &keys.failed, &json))
+        else {
             return Ok(());
         };
         let mut cmd = ::redis::cmd("SET");
-        cmd.arg(&keys.failed).arg(json).arg("PX").arg(millis(hold));
+        cmd.arg(&keys.failed)
+            .arg(sealed)
+            .arg("PX")
+            .arg(millis(hold));
         self.run("share failure", |mut c| async move {
             cmd.query_async::<Value>(&mut c).await
         })
@@ -638,7 +835,7 @@ impl Inner {
     }
 
     async fn release(&self, key: &str, owner: &str) {
-        let mut invocation = RELEASE.prepare_invoke();
+        let mut invocation = DELETE_IF_UNCHANGED.prepare_invoke();
         invocation.key(key).arg(owner);
         if let Err(error) = self
             .run("unlock", |mut c| async move {
@@ -653,37 +850,53 @@ impl Inner {
     async fn get_or_fetch(
         self: Arc<Self>,
         key: StoreKey,
-        held_until: Option<SystemTime>,
+        must_outlive: Option<Duration>,
         fetch: TokenFuture,
     ) -> Result<Token, FetchError> {
         let keys = self.keys(&key);
         let deadline = Instant::now() + self.max_wait;
+        // Redis unreachable: fetch locally at once. Redis answering, then
+        // failing a command (a slot moving in a Cluster, a failover): look
+        // again a few times before giving up on the fleet's fetch.
+        let mut answered = false;
+        let mut glitches = 0;
         loop {
-            let snapshot = match self.read(&keys, &key, held_until).await {
-                Ok(snapshot) => snapshot,
-                Err(error) => return fetch_locally(&key, &error, fetch).await,
+            let step = match self.read(&keys, &key, must_outlive).await {
+                Ok(snapshot) => {
+                    if let Some(token) = snapshot.token {
+                        tracing::debug!(target: "sinch_auth", store_key = ?key, "token taken from redis");
+                        return Ok(token);
+                    }
+                    if let Some((refusal, hold)) = snapshot.refusal {
+                        tracing::debug!(
+                            target: "sinch_auth",
+                            store_key = ?key,
+                            status = refusal.status,
+                            "another process was just refused by the token endpoint; backing off with it"
+                        );
+                        return Err(refusal.into_error(hold));
+                    }
+                    self.try_lock(&keys).await
+                }
+                Err(error) => Err(error),
             };
-            if let Some(token) = snapshot.token {
-                tracing::debug!(target: "sinch_auth", store_key = ?key, "token taken from redis");
-                return Ok(token);
-            }
-            if let Some(refusal) = snapshot.refusal {
-                tracing::debug!(
-                    target: "sinch_auth",
-                    store_key = ?key,
-                    status = refusal.status,
-                    "another process was just refused by the token endpoint; backing off with it"
-                );
-                return Err(refusal.into_error());
-            }
-            match self.try_lock(&keys).await {
+            match step {
                 Ok(Some(lock)) => {
                     return self
-                        .fetch_for_fleet(&key, &keys, lock, held_until, fetch)
+                        .fetch_for_fleet(&key, &keys, lock, must_outlive, fetch)
                         .await;
                 }
-                Ok(None) => {}
-                Err(error) => return fetch_locally(&key, &error, fetch).await,
+                Ok(None) => {
+                    answered = true;
+                    glitches = 0;
+                }
+                Err(error) => {
+                    glitches += 1;
+                    if !answered || glitches > MAX_GLITCHES || Instant::now() >= deadline {
+                        return fetch_locally(&key, &error, fetch).await;
+                    }
+                    tracing::debug!(target: "sinch_auth", store_key = ?key, error = %error, "redis failed a command while this process waited; looking again");
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -695,7 +908,7 @@ impl Inner {
                 );
                 let result = fetch.await;
                 if let Ok(token) = &result {
-                    if let Err(error) = self.save(&keys, token, false).await {
+                    if let Err(error) = self.save(&key, &keys, token, false).await {
                         tracing::debug!(target: "sinch_auth", error = %error, "could not store the token in redis");
                     }
                 }
@@ -711,11 +924,11 @@ impl Inner {
         key: &StoreKey,
         keys: &Keys,
         lock: Lock,
-        held_until: Option<SystemTime>,
+        must_outlive: Option<Duration>,
         fetch: TokenFuture,
     ) -> Result<Token, FetchError> {
         // Another process may have finished a fetch between our read and our lock.
-        match self.read(keys, key, held_until).await {
+        match self.read(keys, key, must_outlive).await {
             Ok(Snapshot {
                 token: Some(token), ..
             }) => {
@@ -723,11 +936,11 @@ impl Inner {
                 return Ok(token);
             }
             Ok(Snapshot {
-                refusal: Some(refusal),
+                refusal: Some((refusal, hold)),
                 ..
             }) => {
                 lock.release().await;
-                return Err(refusal.into_error());
+                return Err(refusal.into_error(hold));
             }
             Ok(_) => {}
             Err(error) => return fetch_locally(key, &error, fetch).await,
@@ -735,8 +948,8 @@ impl Inner {
         tracing::debug!(target: "sinch_auth", store_key = ?key, "fetching the token for the fleet");
         let result = fetch.await;
         let shared = match &result {
-            Ok(token) => self.save(keys, token, true).await,
-            Err(error) => self.share_refusal(keys, error).await,
+            Ok(token) => self.save(key, keys, token, true).await,
+            Err(error) => self.share_refusal(key, keys, error).await,
         };
         if let Err(error) = shared {
             tracing::warn!(
@@ -752,12 +965,12 @@ impl Inner {
 }
 
 impl Refusal {
-    fn into_error(self) -> FetchError {
+    fn into_error(self, hold: Duration) -> FetchError {
         FetchError::Endpoint {
             status: StatusCode::from_u16(self.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
             error: self.error,
             description: Some("shared through redis from another process's fetch".to_owned()),
-            retry_after: self.retry_after_ms.map(Duration::from_millis),
+            retry_after: self.retry_after.then_some(hold),
         }
     }
 }
@@ -809,6 +1022,14 @@ impl Drop for Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AccessKey;
+
+    fn store_key(secret: &str) -> StoreKey {
+        StoreKey::for_access_key(
+            "http://127.0.0.1:1/oauth2/token",
+            &AccessKey::new("p", "k", secret).unwrap(),
+        )
+    }
 
     #[test]
     fn settings_out_of_range_are_refused_by_name() {
@@ -827,47 +1048,90 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_without_echoing_them() {
-        for url in ["", "http://127.0.0.1/", "redis://:sekrit@[::1/"] {
+        for url in [
+            "",
+            "http://127.0.0.1/",
+            "redis://:sekrit@[::1/",
+            "rediss://:sekrit@[::1/",
+        ] {
             let error = RedisTokenStore::new(url).unwrap_err();
             assert!(matches!(error, ConfigError::InvalidUrl { .. }), "{url}");
             assert!(!error.to_string().contains("sekrit"));
         }
+        let error = RedisTokenStore::cluster(["rediss://127.0.0.1:7000"])
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::InvalidUrl {
+                field: "redis cluster urls",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn debug_shows_the_server_but_not_the_password() {
-        let store = RedisTokenStore::builder("redis://app:pa55word-x@127.0.0.1:6390/2")
-            .key_prefix("svc:")
-            .build()
-            .unwrap();
-        let shown = format!("{store:?}");
-        assert!(shown.contains("127.0.0.1:6390"), "{shown}");
-        assert!(shown.contains("svc:"), "{shown}");
-        assert!(!shown.contains("pa55word-x"), "{shown}");
-        assert_eq!(store.key_prefix(), "svc:");
+        for url in [
+            "redis://app:pa55word-x@127.0.0.1:6390/2",
+            "rediss://app:pa55word-x@127.0.0.1:6390/2",
+        ] {
+            let store = RedisTokenStore::builder(url)
+                .key_prefix("svc:")
+                .build()
+                .unwrap();
+            let shown = format!("{store:?}");
+            assert!(shown.contains("127.0.0.1:6390"), "{shown}");
+            assert!(shown.contains("svc:"), "{shown}");
+            assert!(!shown.contains("pa55word-x"), "{shown}");
+            assert_eq!(store.key_prefix(), "svc:");
+        }
     }
 
     #[test]
-    fn records_round_trip_and_keys_carry_the_prefix() {
-        let token = Token::new("t\"o\\k", Duration::from_secs(60)).with_scope("s");
-        let record = Record {
-            token: Cow::Borrowed(token.value().expose_secret()),
-            lifetime_ms: 60_000,
-            scope: Some("s".into()),
-        };
-        let json = serde_json::to_string(&record).unwrap();
-        let back: Record<'_> = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.token, "t\"o\\k");
-        assert_eq!(back.lifetime_ms, 60_000);
-
+    fn keys_share_one_hash_tag_and_carry_the_prefix() {
         let store = RedisTokenStore::builder("redis://127.0.0.1/")
             .key_prefix("p:")
             .build()
             .unwrap();
-        let key = StoreKey::for_access_key("u", "p", "k");
+        let key = store_key("s");
         let keys = store.inner.keys(&key);
-        assert_eq!(keys.token, format!("p:token:{key}"));
-        assert_eq!(keys.lock, format!("p:lock:{key}"));
-        assert_eq!(keys.failed, format!("p:failed:{key}"));
+        let name = key.name();
+        assert_eq!(keys.token, format!("p:{{{name}}}:token"));
+        assert_eq!(keys.lock, format!("p:{{{name}}}:lock"));
+        assert_eq!(keys.failed, format!("p:{{{name}}}:failed"));
+    }
+
+    #[test]
+    fn a_record_opens_only_with_its_key_under_its_redis_key() {
+        let (key, other) = (store_key("secret-1"), store_key("secret-2"));
+        let sealed = seal(&key, "k:token", b"payload").unwrap();
+        assert_eq!(
+            open(&key, "k:token", &sealed).as_deref().map(Vec::as_slice),
+            Some(&b"payload"[..])
+        );
+        assert!(open(&other, "k:token", &sealed).is_none());
+        assert!(
+            open(&key, "k:failed", &sealed).is_none(),
+            "bound to its Redis key"
+        );
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(open(&key, "k:token", &flipped).is_none());
+        assert!(open(&key, "k:token", b"").is_none());
+        assert!(!sealed.windows(7).any(|w| w == b"payload"));
+    }
+
+    #[test]
+    fn only_endpoint_refusals_are_shareable() {
+        for status in [429, 500, 502, 503] {
+            assert!(shareable(StatusCode::from_u16(status).unwrap()), "{status}");
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(
+                !shareable(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
+        }
     }
 }

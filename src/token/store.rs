@@ -2,36 +2,45 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use hkdf::Hkdf;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use super::{FetchRequest, TokenFuture, TokenSource};
-use crate::error::{CredentialKind, FetchError};
+use crate::AccessKey;
 
 /// Shares tokens between processes, so a fleet fetches one token instead of
 /// one per process (Sinch's token endpoint is rate-limited, spec §2).
 ///
 /// The in-process cache stays in front: a store is asked only when the cache
 /// would fetch (cold start, refresh ahead of expiry, 401-`expired`, rotation),
-/// never on the request path.
+/// never on the request path, and only for a source that names a
+/// [`share_key`](TokenSource::share_key) for the credentials (the built-in
+/// [`OAuth2`](super::OAuth2) source does; a source without one bypasses the
+/// store).
 ///
-/// An implementation returns a token for `key` that stays usable past
-/// `held_until` (the token the asking process holds stops being used then;
-/// `None` on a cold start or after a rotation). That token itself lives a
-/// little longer than `held_until` (the cache's expiry skew, at most 10 % of
-/// its lifetime), so demand a clear margin beyond it, or a process refreshing
-/// ahead gets back the very token it is replacing. If the store has none, it
-/// lets exactly one process of the fleet run `fetch` and hands the result to
-/// the others. If the store itself fails, it should run `fetch` locally
-/// rather than fail.
-/// Tokens in a store are as sensitive as the credentials they come from.
+/// An implementation returns a token for `key` whose remaining life, counted
+/// from when it answers, is longer than `must_outlive` (`None` on a cold
+/// start or after a rotation: any live token will do). The token the asking
+/// process holds itself lives a little longer than `must_outlive` (the
+/// cache's expiry skew), so demand a clear margin beyond it, or a process
+/// refreshing ahead gets back the very token it is replacing. If the store
+/// has none, it lets exactly one process of the fleet run `fetch` and hands
+/// the result to the others. If the store itself fails, it should run
+/// `fetch` locally rather than fail.
+///
+/// Tokens in a store are as sensitive as the credentials they come from:
+/// keep them sealed with [`StoreKey::record_key`] under
+/// [`StoreKey::name`], which only a holder of the secret can compute.
 pub trait TokenStore: Send + Sync + 'static {
-    /// A token for `key` usable past `held_until`, from the store or from `fetch`.
+    /// A token for `key` that outlives `must_outlive`, from the store or from `fetch`.
     fn get_or_fetch(
         &self,
         key: StoreKey,
-        held_until: Option<SystemTime>,
+        must_outlive: Option<Duration>,
         fetch: TokenFuture,
     ) -> TokenFuture;
 }
@@ -40,74 +49,151 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     fn get_or_fetch(
         &self,
         key: StoreKey,
-        held_until: Option<SystemTime>,
+        must_outlive: Option<Duration>,
         fetch: TokenFuture,
     ) -> TokenFuture {
-        (**self).get_or_fetch(key, held_until, fetch)
+        (**self).get_or_fetch(key, must_outlive, fetch)
     }
 }
 
-/// Names one credential identity in a store: a SHA-256 of the token URL,
-/// project id and key id. Never derived from a secret.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct StoreKey(String);
+/// Where a store keeps one credential's token, and the key that seals it,
+/// both derived from the credential's secret (HKDF-SHA256): a process that
+/// knows the project id and key id but not the secret can neither find the
+/// record nor read or forge it.
+///
+/// Its `Debug` shows the first characters of the name only, never the
+/// record key.
+///
+/// ```
+/// use sinch_auth::AccessKey;
+/// use sinch_auth::token::StoreKey;
+///
+/// let url = "https://auth.sinch.com/oauth2/token";
+/// let owner = AccessKey::new("project", "key-id", "key-secret")?;
+/// let guess = AccessKey::new("project", "key-id", "made-up")?;
+/// assert_ne!(
+///     StoreKey::for_access_key(url, &owner),
+///     StoreKey::for_access_key(url, &guess)
+/// );
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct StoreKey {
+    name: String,
+    record_key: Zeroizing<[u8; 32]>,
+}
+
+/// Separates our derivations from any other use of the same secret.
+const DERIVATION_SALT: &[u8] = b"sinch-auth token store v2";
 
 impl StoreKey {
-    /// The key for an access key at a token URL.
-    pub fn for_access_key(token_url: &str, project_id: &str, key_id: &str) -> Self {
-        let mut hash = Sha256::new();
-        for part in ["sinch-auth/v1", token_url, project_id, key_id] {
-            hash.update(part.as_bytes());
-            hash.update([0]);
-        }
-        let digest = hash.finalize();
-        let mut hex = String::with_capacity(64);
-        for byte in digest {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        Self(hex)
+    /// The key for tokens of an access key at a token URL.
+    pub fn for_access_key(token_url: &str, key: &AccessKey) -> Self {
+        Self::derive(
+            key.key_secret().expose_secret().as_bytes(),
+            &["oauth2", token_url, key.project_id(), key.key_id()],
+        )
     }
 
-    /// The key as text (64 hex digits).
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// A key derived from `secret` (material only the credential's holder
+    /// has, with at least 128 bits of entropy) and the parts naming what
+    /// the token is for (issuer, account, …). For a custom
+    /// [`TokenSource::share_key`].
+    pub fn derive(secret: &[u8], identity: &[&str]) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(DERIVATION_SALT), secret);
+        // Each part is length-framed: ("ab", "c") is not ("a", "bc").
+        let mut info = Vec::new();
+        for part in identity {
+            info.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            info.extend_from_slice(part.as_bytes());
+        }
+        let expand = |label: &[u8]| {
+            let mut out = Zeroizing::new([0u8; 32]);
+            let mut labelled = Zeroizing::new(label.to_vec());
+            labelled.extend_from_slice(&info);
+            // 32 bytes is far below HKDF-SHA256's limit of 8160.
+            if hkdf.expand(&labelled, out.as_mut()).is_err() {
+                unreachable!("32 bytes is a valid HKDF-SHA256 output length");
+            }
+            out
+        };
+        let name_bytes = expand(b"name\0");
+        let mut name = String::with_capacity(64);
+        for byte in name_bytes.iter() {
+            name.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+            name.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+        }
+        Self {
+            name,
+            record_key: expand(b"record\0"),
+        }
+    }
+
+    /// Where the record lives: 64 hex digits, safe to show (it reveals
+    /// nothing about the secret or the identity).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The 256-bit key a store seals the record with (an AEAD key). As
+    /// secret as the credential's own secret: never store or log it.
+    pub fn record_key(&self) -> &[u8; 32] {
+        &self.record_key
+    }
+}
+
+impl PartialEq for StoreKey {
+    fn eq(&self, other: &Self) -> bool {
+        // The name is derived with the record key from the same input.
+        self.name == other.name
+    }
+}
+
+impl Eq for StoreKey {}
+
+impl std::hash::Hash for StoreKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
     }
 }
 
 impl fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreKey({})", &self.0[..12.min(self.0.len())])
+        write!(f, "StoreKey({}…)", &self.name[..12])
     }
 }
 
-impl fmt::Display for StoreKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A token source that goes through a store first.
+/// A token source that goes through a store first, for the credentials its
+/// source names a share key for; the others go straight to the source.
 pub(crate) struct Stored {
-    pub(crate) store: Arc<dyn TokenStore>,
-    pub(crate) inner: Arc<dyn TokenSource>,
-    pub(crate) token_url: String,
+    store: Arc<dyn TokenStore>,
+    inner: Arc<dyn TokenSource>,
+}
+
+impl Stored {
+    pub(crate) fn new(store: Arc<dyn TokenStore>, inner: Arc<dyn TokenSource>) -> Self {
+        Self { store, inner }
+    }
 }
 
 impl TokenSource for Stored {
     fn fetch(&self, request: FetchRequest) -> TokenFuture {
-        let Some(key) = request.credentials().access_key() else {
-            return Box::pin(std::future::ready(Err(FetchError::MissingCredential(
-                CredentialKind::AccessKey,
-            ))));
-        };
-        let key = StoreKey::for_access_key(&self.token_url, key.project_id(), key.key_id());
-        let held_until = request.held_until();
-        self.store
-            .get_or_fetch(key, held_until, self.inner.fetch(request))
+        match self.inner.share_key(request.credentials()) {
+            Some(key) => {
+                let must_outlive = request.must_outlive();
+                self.store
+                    .get_or_fetch(key, must_outlive, self.inner.fetch(request))
+            }
+            None => self.inner.fetch(request),
+        }
     }
 
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn share_key(&self, credentials: &crate::Credentials) -> Option<StoreKey> {
+        self.inner.share_key(credentials)
     }
 }
 
@@ -115,19 +201,46 @@ impl TokenSource for Stored {
 mod tests {
     use super::*;
 
+    const URL: &str = "https://auth.sinch.com/oauth2/token";
+
+    fn key(project: &str, id: &str, secret: &str) -> StoreKey {
+        StoreKey::for_access_key(URL, &AccessKey::new(project, id, secret).unwrap())
+    }
+
     #[test]
-    fn store_keys_name_the_identity_not_the_secret() {
-        let a = StoreKey::for_access_key("https://auth.sinch.com/oauth2/token", "p", "k");
-        let b = StoreKey::for_access_key("https://auth.sinch.com/oauth2/token", "p", "k2");
-        let c = StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", "p", "k");
-        assert_ne!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(a.as_str().len(), 64);
-        assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    fn store_keys_depend_on_the_secret_and_every_identity_part() {
+        let a = key("p", "k", "secret-1");
+        assert_eq!(a, key("p", "k", "secret-1"));
+        assert_eq!(a.record_key(), key("p", "k", "secret-1").record_key());
+        for other in [
+            key("p", "k", "secret-2"),
+            key("p", "k2", "secret-1"),
+            key("p2", "k", "secret-1"),
+            StoreKey::for_access_key(
+                "http://127.0.0.1:1/oauth2/token",
+                &AccessKey::new("p", "k", "secret-1").unwrap(),
+            ),
+        ] {
+            assert_ne!(a, other);
+            assert_ne!(a.record_key(), other.record_key());
+        }
+        assert_eq!(a.name().len(), 64);
+        assert!(a.name().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a.name().as_bytes(), &a.record_key()[..]);
         // Part boundaries matter: ("ab", "c") is not ("a", "bc").
         assert_ne!(
-            StoreKey::for_access_key("u", "ab", "c"),
-            StoreKey::for_access_key("u", "a", "bc")
+            StoreKey::derive(b"s", &["ab", "c"]),
+            StoreKey::derive(b"s", &["a", "bc"])
         );
+    }
+
+    #[test]
+    fn debug_shows_a_name_prefix_and_never_the_record_key() {
+        let k = key("proj-x", "key-x", "secret-x");
+        let shown = format!("{k:?}");
+        assert_eq!(shown, format!("StoreKey({}…)", &k.name()[..12]));
+        let hex: String = k.record_key().iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!shown.contains(&hex[..8]));
+        assert!(!shown.contains("proj-x") && !shown.contains("key-x"));
     }
 }

@@ -1,11 +1,14 @@
 //! A real `redis-server` on loopback for the Redis store's tests, started
-//! and killed by the test itself. Included with `#[path]` by the test files
-//! that need it.
+//! and killed by the test itself: plain, with TLS (a CA and a server
+//! certificate the test makes with `rcgen`), or three of them as a Redis
+//! Cluster. Included with `#[path]` by the test files that need it.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use redis::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -14,6 +17,64 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     args: Vec<String>,
+    /// With [`RedisServer::start_tls`]: the TLS port (the plain `port` stays
+    /// open for the test's own inspection) and the CA to trust.
+    pub tls: Option<TlsServer>,
+}
+
+/// The TLS side of a server started with [`RedisServer::start_tls`].
+pub struct TlsServer {
+    pub port: u16,
+    /// The CA certificate that signed the server's, PEM.
+    pub ca_pem: String,
+    dir: PathBuf,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory under the system's temp dir.
+fn scratch_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sinch-auth-{what}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A CA and a certificate it signed for 127.0.0.1 and `localhost`, as PEM
+/// files in `dir`: (ca.pem, server.pem, server.key).
+fn make_certificates(dir: &std::path::Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "sinch-auth test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    ca.pem()
 }
 
 /// Whether `redis-server` can be run. Without it the Redis tests are skipped
@@ -53,18 +114,56 @@ impl RedisServer {
         Some(Self::start_on_free_port(extra).await)
     }
 
+    /// A server that also speaks TLS, on `tls.port`, with a certificate for
+    /// 127.0.0.1 signed by a CA made for this test (`tls.ca_pem`).
+    pub async fn start_tls() -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        let dir = scratch_dir("redis-tls");
+        let ca_pem = make_certificates(&dir);
+        let tls_port = free_port();
+        let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let args = [
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            file("server.pem"),
+            "--tls-key-file".to_owned(),
+            file("server.key"),
+            "--tls-ca-cert-file".to_owned(),
+            file("ca.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+            // 127.0.0.2 too: a loopback address the certificate does not name.
+            "--bind".to_owned(),
+            "127.0.0.1".to_owned(),
+            "127.0.0.2".to_owned(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = Self::start_on_free_port(&args).await;
+        server.tls = Some(TlsServer {
+            port: tls_port,
+            ca_pem,
+            dir,
+        });
+        Some(server)
+    }
+
+    /// The `rediss://` URL of a server started with [`start_tls`](Self::start_tls).
+    pub fn tls_url(&self) -> String {
+        let tls = self.tls.as_ref().expect("started with start_tls");
+        format!("rediss://127.0.0.1:{}/", tls.port)
+    }
+
     async fn start_on_free_port(extra: &[&str]) -> Self {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
             let mut server = Self {
                 child: None,
-                port,
+                port: free_port(),
                 args: args.clone(),
+                tls: None,
             };
             if server.spawn().await {
                 return server;
@@ -151,8 +250,246 @@ impl RedisServer {
     }
 }
 
+/// What the "Redis down" scenario does to a server or a whole cluster.
+pub trait Outage {
+    /// Kills every process.
+    fn kill_all(&mut self);
+    /// Brings them back on their ports, empty (a cluster with its slots).
+    fn restart_all(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>;
+}
+
+impl Outage for RedisServer {
+    fn kill_all(&mut self) {
+        self.kill();
+    }
+
+    fn restart_all(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+        Box::pin(self.restart())
+    }
+}
+
+impl Outage for RedisCluster {
+    fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    fn restart_all(&mut self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+        Box::pin(async move {
+            for node in &mut self.nodes {
+                node.restart().await;
+            }
+            self.wait_until_ok().await;
+        })
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Three `redis-server`s on loopback made into one Redis Cluster (no
+/// replicas) by `redis-cli --cluster create`; killed on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// A running, healthy 3-node cluster, or `None` (test skipped) when
+    /// redis-server is absent.
+    pub async fn start() -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        let dir = scratch_dir("redis-cluster");
+        let mut nodes = Vec::new();
+        while nodes.len() < 3 {
+            // The cluster bus listens on port + 10000.
+            let port = 10_000 + fastrand::u16(..20_000);
+            let bus_free = std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+            if !bus_free || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let mut server = RedisServer {
+                child: None,
+                port,
+                args: vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    node_dir.join("nodes.conf").to_string_lossy().into_owned(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                    "--dir".into(),
+                    node_dir.to_string_lossy().into_owned(),
+                ],
+                tls: None,
+            };
+            if server.spawn().await {
+                nodes.push(server);
+            }
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let status = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed with redis-server");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Self { nodes, dir };
+        cluster.wait_until_ok().await;
+        Some(cluster)
+    }
+
+    /// The nodes' `redis://` URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    pub async fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        'wait: loop {
+            assert!(Instant::now() < deadline, "the cluster never became ok");
+            for node in &self.nodes {
+                let mut c = node.connection().await;
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                if !info.contains("cluster_state:ok") {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'wait;
+                }
+            }
+            return;
+        }
+    }
+
+    /// The node holding `key`'s slot, by index, and the slot.
+    pub async fn owner_of(&self, key: &str) -> (usize, u16) {
+        let mut c = self.nodes[0].connection().await;
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        for i in 0..self.nodes.len() {
+            if self.node_owns(i, slot).await {
+                return (i, slot);
+            }
+        }
+        panic!("no node owns slot {slot}");
+    }
+
+    async fn node_owns(&self, i: usize, slot: u16) -> bool {
+        let mut c = self.nodes[i].connection().await;
+        let slots: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        slots.iter().any(|range| {
+            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(owner))) =
+                (range.first(), range.get(1), range.get(2))
+            else {
+                return false;
+            };
+            let port_matches =
+                matches!(owner.get(1), Some(Value::Int(p)) if *p == i64::from(self.nodes[i].port));
+            (*start..=*end).contains(&i64::from(slot)) && port_matches
+        })
+    }
+
+    /// The node id of node `i`.
+    pub async fn node_id(&self, i: usize) -> String {
+        let mut c = self.nodes[i].connection().await;
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(&mut c)
+            .await
+            .unwrap()
+    }
+
+    /// Moves `slot` (with its keys) from node `from` to node `to`, the way
+    /// `redis-cli --cluster reshard` does, so clients that knew the old
+    /// owner get `MOVED`.
+    pub async fn move_slot(&self, slot: u16, from: usize, to: usize) {
+        let (from_id, to_id) = (self.node_id(from).await, self.node_id(to).await);
+        let mut source = self.nodes[from].connection().await;
+        let mut target = self.nodes[to].connection().await;
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("IMPORTING")
+            .arg(&from_id)
+            .query_async(&mut target)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("MIGRATING")
+            .arg(&to_id)
+            .query_async(&mut source)
+            .await
+            .unwrap();
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query_async(&mut source)
+                .await
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            let _: Value = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.nodes[to].port)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query_async(&mut source)
+                .await
+                .unwrap();
+        }
+        for node in &self.nodes {
+            let mut c = node.connection().await;
+            let _: () = redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&to_id)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+        self.wait_until_ok().await;
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

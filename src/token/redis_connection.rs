@@ -1,0 +1,357 @@
+//! Reaching Redis: one node over TCP or TLS, or a Redis Cluster.
+//!
+//! TLS goes through rustls with a crypto provider chosen here (ring), never
+//! rustls' process-wide default, which any other crate in the process can
+//! install or change. Errors are summarised by kind and code only: a Redis
+//! error reply can quote the command's arguments back.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
+    IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
+};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::error::ConfigError;
+
+/// The TLS settings for `rediss://`.
+#[derive(Clone, Default)]
+pub(crate) struct TlsOptions {
+    /// Trust anchors (PEM) replacing the public web roots.
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    /// A complete client configuration of the caller's own.
+    pub(crate) config: Option<Arc<ClientConfig>>,
+}
+
+/// Where the store connects.
+pub(crate) enum Target {
+    /// One node, over TCP or (with `tls`) TLS.
+    Node {
+        info: ConnectionInfo,
+        tls: Option<TlsTarget>,
+    },
+    /// A Redis Cluster, reached through any of its seed nodes.
+    Cluster {
+        client: ClusterClient,
+        seeds: Vec<String>,
+    },
+}
+
+pub(crate) struct TlsTarget {
+    config: Arc<ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+/// A live connection, cheap to clone.
+#[derive(Clone)]
+pub(crate) enum Connection {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+const URL_FORM: &str = "expected redis://[user:password@]host[:port][/db] or rediss://…";
+
+impl Target {
+    /// A node at `url` (`redis://` or `rediss://`).
+    pub(crate) fn node(url: &str, tls: &TlsOptions) -> Result<Self, ConfigError> {
+        let invalid = |reason| ConfigError::InvalidUrl {
+            field: "redis url",
+            reason,
+        };
+        let (plain, secure) = match url.strip_prefix("rediss://") {
+            Some(rest) => (format!("redis://{rest}"), true),
+            None if url.starts_with("redis://") => (url.to_owned(), false),
+            None => return Err(invalid(URL_FORM)),
+        };
+        if secure && url.contains('#') {
+            return Err(invalid(
+                "a rediss:// URL takes no #fragment: certificate verification cannot be turned off",
+            ));
+        }
+        let info = plain
+            .as_str()
+            .into_connection_info()
+            .map_err(|_| invalid(URL_FORM))?;
+        if !secure {
+            if tls.ca_pem.is_some() || tls.config.is_some() {
+                return Err(ConfigError::InvalidSetting {
+                    setting: "tls",
+                    reason: "TLS settings need a rediss:// URL",
+                });
+            }
+            return Ok(Self::Node { info, tls: None });
+        }
+        let ConnectionAddr::Tcp(host, _) = info.addr() else {
+            return Err(invalid(URL_FORM));
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|_| invalid("the host is not a valid TLS server name"))?;
+        let config = match (&tls.config, &tls.ca_pem) {
+            (Some(config), _) => config.clone(),
+            (None, ca) => Arc::new(client_config(ca.as_deref())?),
+        };
+        Ok(Self::Node {
+            info,
+            tls: Some(TlsTarget {
+                config,
+                server_name,
+            }),
+        })
+    }
+
+    /// A cluster known by some of its nodes (`redis://` URLs).
+    pub(crate) fn cluster(
+        urls: &[String],
+        timeout: Duration,
+        tls: &TlsOptions,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |reason| ConfigError::InvalidUrl {
+            field: "redis cluster urls",
+            reason,
+        };
+        if urls.is_empty() {
+            return Err(invalid("at least one node URL is needed"));
+        }
+        if urls.iter().any(|u| u.starts_with("rediss://"))
+            || tls.ca_pem.is_some()
+            || tls.config.is_some()
+        {
+            return Err(invalid(
+                "TLS to a Redis Cluster is not supported yet: the redis crate's cluster client \
+                 would use rustls' process-wide crypto provider",
+            ));
+        }
+        if !urls.iter().all(|u| u.starts_with("redis://")) {
+            return Err(invalid(
+                "expected redis://[user:password@]host[:port] for every node",
+            ));
+        }
+        let mut infos = Vec::with_capacity(urls.len());
+        let mut seeds = Vec::with_capacity(urls.len());
+        for url in urls {
+            let info = url.as_str().into_connection_info().map_err(|_| {
+                invalid("expected redis://[user:password@]host[:port] for every node")
+            })?;
+            seeds.push(info.addr().to_string());
+            infos.push(info);
+        }
+        let client = ClusterClient::builder(infos)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|_| invalid("the node URLs do not make a cluster client"))?;
+        Ok(Self::Cluster { client, seeds })
+    }
+
+    /// A node through a client configured by the caller.
+    pub(crate) fn client(client: &Client) -> Self {
+        Self::Node {
+            info: client.get_connection_info().clone(),
+            tls: None,
+        }
+    }
+
+    /// Connects, within `timeout` for each network step.
+    pub(crate) async fn connect(&self, timeout: Duration) -> Result<Connection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        match self {
+            Self::Node { info, tls: None } => {
+                let client = Client::open(info.clone())?;
+                let connection = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(Connection::Node(connection))
+            }
+            Self::Node {
+                info,
+                tls: Some(tls),
+            } => {
+                let ConnectionAddr::Tcp(host, port) = info.addr() else {
+                    return Err(RedisError::from((
+                        ErrorKind::InvalidClientConfig,
+                        "not a TCP address",
+                    )));
+                };
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let tcp = tokio::net::TcpStream::connect((host, *port)).await?;
+                tcp.set_nodelay(true)?;
+                let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(tls.server_name.clone(), tcp)
+                    .await?;
+                let (connection, driver) =
+                    MultiplexedConnection::new_with_config(info.redis_settings(), stream, config)
+                        .await?;
+                tokio::spawn(driver);
+                Ok(Connection::Node(connection))
+            }
+            // The cluster client has its timeouts from `Target::cluster`.
+            Self::Cluster { client, .. } => {
+                Ok(Connection::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    /// The server(s), never a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Node { info, tls } => {
+                let scheme = if tls.is_some() { "rediss" } else { "redis" };
+                match info.addr() {
+                    ConnectionAddr::Tcp(host, port) => write!(f, "{scheme}://{host}:{port}"),
+                    other => write!(f, "{other}"),
+                }
+            }
+            Self::Cluster { seeds, .. } => write!(f, "cluster {}", seeds.join(",")),
+        }
+    }
+}
+
+/// A rustls client configuration with ring as its provider, set here and not
+/// taken from the process default; trusting `ca_pem` alone when given, the
+/// public web roots otherwise.
+pub(crate) fn client_config(ca_pem: Option<&[u8]>) -> Result<ClientConfig, ConfigError> {
+    let invalid = |reason| ConfigError::InvalidSetting {
+        setting: "ca_certificates_pem",
+        reason,
+    };
+    let mut roots = RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|_| invalid("not a PEM certificate list"))?;
+                roots
+                    .add(cert)
+                    .map_err(|_| invalid("a certificate is not a usable trust anchor"))?;
+            }
+            if roots.is_empty() {
+                return Err(invalid("no certificate in the PEM text"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| invalid("the TLS provider supports no safe protocol version"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+/// What a Redis error may say in a log: its kind, its reply code when that
+/// is a plain word, and the I/O error kind. Never its text, which for a
+/// reply error can repeat the command's arguments.
+pub(crate) struct ErrorSummary(String);
+
+impl ErrorSummary {
+    pub(crate) fn of(error: &RedisError) -> Self {
+        let mut text = error.category().to_owned();
+        if text.is_empty() {
+            text.push_str("server error");
+        }
+        if let Some(code) = error.code() {
+            let plain = !code.is_empty()
+                && code.len() <= 24
+                && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+            text.push_str(if plain {
+                ", code "
+            } else {
+                ", code (not shown)"
+            });
+            if plain {
+                text.push_str(code);
+            }
+        }
+        if let Some(io) =
+            std::error::Error::source(error).and_then(|e| e.downcast_ref::<std::io::Error>())
+        {
+            text.push_str(&format!(", {:?}", io.kind()));
+        }
+        Self(text)
+    }
+}
+
+impl fmt::Display for ErrorSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ErrorSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_settings_are_checked_by_name() {
+        let setting = |r: Result<Target, ConfigError>| match r {
+            Err(ConfigError::InvalidSetting { setting, .. }) => setting,
+            Err(other) => panic!("expected InvalidSetting, got {other:?}"),
+            Ok(_) => panic!("expected an error"),
+        };
+        let bad_ca = TlsOptions {
+            ca_pem: Some(b"not pem".to_vec()),
+            config: None,
+        };
+        assert_eq!(
+            setting(Target::node("rediss://127.0.0.1:6380/", &bad_ca)),
+            "ca_certificates_pem"
+        );
+        assert_eq!(
+            setting(Target::node("redis://127.0.0.1:6380/", &bad_ca)),
+            "tls"
+        );
+        assert!(matches!(
+            Target::node("rediss://127.0.0.1:6380/#insecure", &TlsOptions::default()),
+            Err(ConfigError::InvalidUrl { .. })
+        ));
+        let target =
+            Target::node("rediss://u:pw-77@127.0.0.1:6380/", &TlsOptions::default()).unwrap();
+        assert_eq!(target.to_string(), "rediss://127.0.0.1:6380");
+    }
+}
