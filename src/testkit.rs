@@ -634,13 +634,15 @@ fn hs256_claims<T: DeserializeOwned>(token: &str, key: &[u8]) -> Option<T> {
 
     let (signed, signature) = token.rsplit_once('.')?;
     let (header, claims) = signed.split_once('.')?;
-    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
     if header.get("alg")? != "HS256" {
         return None;
     }
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
     mac.update(signed.as_bytes());
-    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?).ok()?;
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
+        .ok()?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()
 }
 

@@ -166,9 +166,12 @@ async fn fetch_through(token_client: TokenHttpClient, sinch: &SinchStandIn) -> u
         .build()
         .unwrap();
     let client = ServiceBuilder::new().layer(layer).service(sinch.client());
-    let request = http::Request::get(format!("{}/v1/projects/project-1/activeNumbers", sinch.url()))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let request = http::Request::get(format!(
+        "{}/v1/projects/project-1/activeNumbers",
+        sinch.url()
+    ))
+    .body(Full::new(Bytes::new()))
+    .unwrap();
     client.oneshot(request).await.unwrap().status().as_u16()
 }
 
@@ -222,7 +225,10 @@ async fn loopback_is_proxied_unless_no_proxy_lists_it() {
     }
     // A list that does not name the host leaves it proxied.
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
-    let client = hyper_client(&[("HTTP_PROXY", &proxy.url()), ("NO_PROXY", "localhost,10.0.0.0/8")]);
+    let client = hyper_client(&[
+        ("HTTP_PROXY", &proxy.url()),
+        ("NO_PROXY", "localhost,10.0.0.0/8"),
+    ]);
     assert_eq!(fetch_through(client, &sinch).await, 200);
     assert_eq!(proxy.seen().len(), 1);
 }
@@ -253,7 +259,9 @@ async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
     // The proxy never dials this host: it opens the tunnel and keeps what
     // the client sends into it, which must be a TLS ClientHello for that host.
     let request = http::Request::post("https://token.example.invalid/oauth2/token")
-        .body(Full::new(Bytes::from_static(b"grant_type=client_credentials")))
+        .body(Full::new(Bytes::from_static(
+            b"grant_type=client_credentials",
+        )))
         .unwrap();
     assert!(client.oneshot(request).await.is_err());
 

@@ -103,7 +103,8 @@ mod tests {
         // RFC 7515 A.1: the header and claims bytes include CRLFs and spaces,
         // which a serializer would not reproduce: the bytes go in as given.
         let header = b"{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}";
-        let claims = b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
+        let claims =
+            b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
         let key = URL_SAFE_NO_PAD
             .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
             .unwrap();

@@ -99,9 +99,18 @@ impl TokenHttpClient {
     /// Token fetches through your reqwest client, with its proxy, TLS, DNS
     /// and pool settings (feature `reqwest`).
     ///
-    /// ```
-    /// let for_tokens = sinch_auth::token::TokenHttpClient::from_reqwest(reqwest::Client::new());
-    /// # let _ = for_tokens;
+    /// ```no_run
+    /// use sinch_auth::token::TokenHttpClient;
+    /// use sinch_auth::{EnvCredentials, Scheme, SinchAuthLayer};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let reqwest = reqwest::Client::new();
+    /// let layer = SinchAuthLayer::builder(EnvCredentials::from_env()?)
+    ///     .scheme(Scheme::OAuth2)
+    ///     .token_client(TokenHttpClient::from_reqwest(reqwest))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok(()) }
     /// ```
     #[cfg(feature = "reqwest")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
@@ -190,7 +199,10 @@ impl HyperClientBuilder {
     /// (your roots, client certificate or provider). Its ALPN list is
     /// replaced by HTTP/1.1, which is what the client speaks.
     #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc")))
+    )]
     pub fn tls_config(mut self, mut config: rustls::ClientConfig) -> Self {
         config.alpn_protocols.clear();
         self.tls = Some(config);
@@ -227,7 +239,10 @@ impl HyperClientBuilder {
         let mut http = HttpConnector::new();
         // The TLS layer above hands it https URIs; without one, an https URI
         // must fail rather than go out in clear.
-        http.enforce_http(!cfg!(any(feature = "rustls-ring", feature = "rustls-aws-lc")));
+        http.enforce_http(!cfg!(any(
+            feature = "rustls-ring",
+            feature = "rustls-aws-lc"
+        )));
         let connector = ProxyConnector { http, proxies };
         let mut builder = Client::builder(TokioExecutor::new());
         builder
@@ -250,7 +265,9 @@ impl HyperClientBuilder {
             Ok(TokenHttpClient::new(builder.build::<_, Full<Bytes>>(https)))
         }
         #[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc")))]
-        Ok(TokenHttpClient::new(builder.build::<_, Full<Bytes>>(connector)))
+        Ok(TokenHttpClient::new(
+            builder.build::<_, Full<Bytes>>(connector),
+        ))
     }
 }
 
@@ -269,10 +286,12 @@ fn proxies(
     let mut read = |names: &[&'static str]| -> Result<Option<String>, ConfigError> {
         for &name in names {
             let Some(value) = lookup(name) else { continue };
-            let value = value.into_string().map_err(|_| ConfigError::InvalidEnvVar {
-                name,
-                reason: "not valid UTF-8",
-            })?;
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError::InvalidEnvVar {
+                    name,
+                    reason: "not valid UTF-8",
+                })?;
             if value.trim().is_empty() {
                 continue;
             }
@@ -352,7 +371,11 @@ impl Service<Uri> for ProxyConnector {
     }
 
     fn call(&mut self, destination: Uri) -> Self::Future {
-        match self.proxies.as_deref().and_then(|m| m.intercept(&destination)) {
+        match self
+            .proxies
+            .as_deref()
+            .and_then(|m| m.intercept(&destination))
+        {
             Some(proxy) => {
                 tracing::debug!(target: "sinch_auth", proxy = %proxy.uri(), "token fetch through a CONNECT tunnel");
                 let mut tunnel = Tunnel::new(proxy.uri().clone(), self.http.clone());

@@ -35,7 +35,8 @@ fn this_build_is_the_one_that_used_to_panic() {
 
 #[tokio::test]
 async fn the_readme_flow_runs_without_a_process_crypto_provider() {
-    let access_key = || AccessKey::new("compat-project", "compat-key", "compat-key-secret").unwrap();
+    let access_key =
+        || AccessKey::new("compat-project", "compat-key", "compat-key-secret").unwrap();
     let app = || ApplicationCredentials::new(APP_KEY, APP_SECRET).unwrap();
     let sinch = SinchStandIn::builder()
         .access_key(&access_key())
@@ -67,10 +68,13 @@ async fn the_readme_flow_runs_without_a_process_crypto_provider() {
             .build()
             .unwrap();
         let client = ServiceBuilder::new().layer(layer).service(sinch.client());
-        let request = http::Request::post(format!("{}/v1/projects/compat-project/messages", sinch.url()))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from_static(br#"{"hello":"world"}"#)))
-            .unwrap();
+        let request = http::Request::post(format!(
+            "{}/v1/projects/compat-project/messages",
+            sinch.url()
+        ))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"hello":"world"}"#)))
+        .unwrap();
         let response = client.oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200, "{scheme:?}");
         let seen = sinch.last_request().unwrap();
