@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{ServiceBuilder, ServiceExt};
 
+mod common;
+
 /// What the proxy was asked, per connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
@@ -253,6 +255,18 @@ async fn under_cgi_upper_case_http_proxy_is_ignored() {
 #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 #[tokio::test]
 async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
+    let logs = common::LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary, on other threads without a subscriber,
+    // may have registered the crate's callsites first.
+    tracing::callsite::rebuild_interest_cache();
+
     let proxy = Proxy::start().await;
     let with_credentials = format!("http://proxy-user:p%40ss@{}", proxy.addr);
     let client = hyper_client(&[("HTTPS_PROXY", &with_credentials)]);
@@ -263,7 +277,16 @@ async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
             b"grant_type=client_credentials",
         )))
         .unwrap();
-    assert!(client.oneshot(request).await.is_err());
+    let error = client.oneshot(request).await.unwrap_err();
+
+    // The proxy's password is in no log line and no error.
+    let logs = logs.text();
+    assert!(logs.contains("CONNECT tunnel"), "{logs}");
+    let error = format!("{error} {error:?}");
+    for secret in ["p%40ss", "p@ss", "cHJveHktdXNlcjpwQHNz"] {
+        assert!(!logs.contains(secret), "{logs}");
+        assert!(!error.contains(secret), "{error}");
+    }
 
     let seen = proxy.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
