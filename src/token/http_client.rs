@@ -164,7 +164,7 @@ impl TokenHttpClient {
 /// URLs are refused with a [`ConfigError`].
 ///
 /// Loopback destinations are not exempt by default, as with curl and
-/// reqwest: a program using [`SinchStandIn`](crate::testkit) on a machine
+/// reqwest: a program using the test kit's `SinchStandIn` on a machine
 /// with a proxy configured needs `localhost,127.0.0.1,::1` in `NO_PROXY` (or
 /// [`HyperClientBuilder::direct`]).
 ///
