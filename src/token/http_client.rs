@@ -31,7 +31,7 @@ pub type TokenHttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
 /// through the proxy the environment names; it also speaks plain http, which
 /// the crate allows only to loopback hosts. [`TokenHttpClient::hyper_builder`]
 /// takes your own `rustls::ClientConfig` or proxy settings, and
-/// [`TokenHttpClient::from_reqwest`] your reqwest client.
+/// `TokenHttpClient::from_reqwest` (feature `reqwest`) your reqwest client.
 ///
 /// ```
 /// use http_body_util::Full;
@@ -69,7 +69,7 @@ impl TokenHttpClient {
     /// hyper-util's pooled client, as [`TokenHttpClient::hyper_builder`]
     /// makes it by default: https through rustls with this crate's explicit
     /// crypto provider and the webpki roots (features `rustls-ring`, on by
-    /// default, or `rustls-aws-lc`; see [`crate::tls`]), plain http, and the
+    /// default, or `rustls-aws-lc`; see `sinch_auth::tls`), plain http, and the
     /// proxy named by `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, read
     /// now from the process environment (see [`HyperClientBuilder`]).
     ///
