@@ -102,14 +102,9 @@ fn router(state: App) -> Result<Router, BoxError> {
 
 /// The state: the documented hyper stack (https, or http to loopback).
 fn app(layer: SinchAuthLayer, outbound_url: String) -> Result<App, BoxError> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_or_http()
-        .enable_http1()
-        .build();
     let sinch = ServiceBuilder::new()
         .layer(layer)
-        .service(Client::builder(TokioExecutor::new()).build(https));
+        .service(support::https_or_http_client()?);
     Ok(App {
         sinch,
         outbound_url,

@@ -20,7 +20,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use sinch_auth::testkit::SinchStandIn;
 use sinch_auth::{
     AccessKey, ApplicationCredentials, Credentials, EnvCredentials, Scheme, SinchAuth,
@@ -38,14 +37,9 @@ type SinchClient = SinchAuth<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>
 
 /// The same construction offline and online; only the layer differs.
 fn client(layer: SinchAuthLayer) -> Result<SinchClient, BoxError> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_or_http()
-        .enable_http1()
-        .build();
     Ok(ServiceBuilder::new()
         .layer(layer)
-        .service(Client::builder(TokioExecutor::new()).build(https)))
+        .service(support::https_or_http_client()?))
 }
 
 #[tokio::main]

@@ -24,8 +24,6 @@ const VERIFICATION: &str =
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    // reqwest here is built with rustls and no default crypto provider; pick ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match EnvCredentials::from_env() {
         Ok(env) => online(env).await,
         Err(sinch_auth::ConfigError::NoCredentialsInEnv) => offline().await,
@@ -33,10 +31,13 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
-fn client(middleware: SinchAuthMiddleware) -> ClientWithMiddleware {
-    ClientBuilder::new(reqwest::Client::new())
-        .with(middleware)
-        .build()
+fn client(middleware: SinchAuthMiddleware) -> Result<ClientWithMiddleware, BoxError> {
+    // reqwest is built here with rustls but no crypto provider of its own:
+    // it takes sinch-auth's TLS config, so no process-wide default is needed.
+    let reqwest = reqwest::Client::builder()
+        .tls_backend_preconfigured(sinch_auth::tls::client_config()?)
+        .build()?;
+    Ok(ClientBuilder::new(reqwest).with(middleware).build())
 }
 
 async fn offline() -> Result<(), BoxError> {
@@ -51,7 +52,7 @@ async fn offline() -> Result<(), BoxError> {
             .scheme(scheme)
             .auth_host(&sinch.url())
             .build()?;
-        Ok(client(SinchAuthMiddleware::new(&layer)))
+        client(SinchAuthMiddleware::new(&layer))
     };
 
     let oauth2 = with(Scheme::OAuth2)?;
@@ -119,7 +120,7 @@ async fn online(env: EnvCredentials) -> Result<(), BoxError> {
     println!("SINCH_* variables found: talking to real Sinch (read-only requests).\n");
     let targets = read_only_urls(&env);
     let layer = SinchAuthLayer::by_host(env)?;
-    let client = client(SinchAuthMiddleware::new(&layer));
+    let client = client(SinchAuthMiddleware::new(&layer))?;
     for url in targets {
         let response = client.get(&url).send().await?;
         println!("GET {url}\n  answered: {}\n", response.status());

@@ -167,6 +167,12 @@ pub mod scheme;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testkit;
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc")))
+)]
+pub mod tls;
 pub mod token;
 pub mod verify;
 

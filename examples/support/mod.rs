@@ -43,12 +43,20 @@ pub fn read_only_urls(env: &EnvCredentials) -> Vec<String> {
     urls
 }
 
-/// hyper-util's client over rustls (ring, webpki roots), https only: how the
-/// examples reach real Sinch.
-pub fn https_client() -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, BoxError> {
+/// hyper-util's client over rustls, https only: how the examples reach real
+/// Sinch. `sinch_auth::tls` builds it with the crate's own crypto provider,
+/// never the process default.
+pub fn https_client() -> Result<sinch_auth::tls::HttpsClient, BoxError> {
+    Ok(sinch_auth::tls::https_client()?)
+}
+
+/// The same TLS config, but plain http too (to which the layer gives
+/// credentials only on loopback): one client for the stand-ins and for Sinch.
+pub fn https_or_http_client() -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, BoxError>
+{
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_only()
+        .with_tls_config(sinch_auth::tls::client_config()?)
+        .https_or_http()
         .enable_http1()
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(https))

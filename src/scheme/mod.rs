@@ -22,6 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, BytesMut};
 use http::HeaderValue;
 
+pub(crate) use jwt::hs256;
 pub use jwt::{SelfSignedClaims, self_signed_jwt};
 
 /// A value could not be put in a header: it holds characters HTTP forbids.

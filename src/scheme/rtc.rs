@@ -36,8 +36,6 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -144,17 +142,8 @@ impl UserTokenBuilder<'_> {
         })?;
         let header = format!(r#"{{"alg":"HS256","kid":"hkdfv1-{date}"}}"#);
 
-        let mut jwt = String::with_capacity(
-            (header.len() + claims.len()) * 4 / 3 + 2 + 2 + 43, /* HMAC-SHA256 in base64url */
-        );
-        URL_SAFE_NO_PAD.encode_string(header, &mut jwt);
-        jwt.push('.');
-        URL_SAFE_NO_PAD.encode_string(&claims, &mut jwt);
         let key = signing_key(self.app.decoded_secret().expose_secret(), &date);
-        let mut mac = hmac_sha256(&*key);
-        mac.update(jwt.as_bytes());
-        jwt.push('.');
-        URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut jwt);
+        let jwt = super::hs256(header.as_bytes(), &claims, &*key);
         Ok(SecretString::from(jwt))
     }
 }
@@ -216,7 +205,8 @@ fn out_of_range(setting: &'static str) -> ConfigError {
 
 #[cfg(test)]
 mod tests {
-    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
     use super::*;
 

@@ -1,15 +1,23 @@
+use std::ffi::OsString;
 use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
-use crate::error::BoxError;
+use crate::error::{BoxError, ConfigError};
 
 /// The response type token fetches read.
 pub type TokenHttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
@@ -19,8 +27,11 @@ pub type TokenHttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
 /// proxy, TLS and pool settings).
 ///
 /// The default, [`TokenHttpClient::hyper`], is hyper-util's client over rustls
-/// (feature `rustls`, on by default) with the webpki root certificates; it also
-/// speaks plain http, which the crate allows only to loopback hosts.
+/// (feature `rustls`, on by default) with the webpki root certificates, going
+/// through the proxy the environment names; it also speaks plain http, which
+/// the crate allows only to loopback hosts. [`TokenHttpClient::hyper_builder`]
+/// takes your own `rustls::ClientConfig` or proxy settings, and
+/// `TokenHttpClient::from_reqwest` (feature `reqwest`) your reqwest client.
 ///
 /// ```
 /// use http_body_util::Full;
@@ -55,29 +66,73 @@ impl TokenHttpClient {
         Self(BoxCloneSyncService::new(service))
     }
 
-    /// hyper-util's pooled client: https through rustls (ring, webpki roots)
-    /// with the `rustls` feature, and plain http.
+    /// hyper-util's pooled client, as [`TokenHttpClient::hyper_builder`]
+    /// makes it by default: https through rustls with this crate's explicit
+    /// crypto provider and the webpki roots (features `rustls-ring`, on by
+    /// default, or `rustls-aws-lc`; see `sinch_auth::tls`), plain http, and the
+    /// proxy named by `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, read
+    /// now from the process environment (see [`HyperClientBuilder`]).
+    ///
+    /// Never panics: when a proxy variable is malformed, every fetch made
+    /// through this client fails with that [`ConfigError`] (naming the
+    /// variable, never its value); [`HyperClientBuilder::build`] returns it
+    /// instead.
     pub fn hyper() -> Self {
-        use hyper_util::client::legacy::Client;
-        use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new());
-        #[cfg(feature = "rustls")]
-        {
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-                .map(|b| b.https_or_http().enable_http1().build());
-            match connector {
-                Ok(connector) => return Self::new(builder.build::<_, Full<Bytes>>(connector)),
-                Err(error) => {
-                    tracing::warn!(target: "sinch_auth", %error, "rustls setup failed; token fetches limited to plain http");
-                }
+        match Self::hyper_builder().build() {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::warn!(target: "sinch_auth", %error, "token client misconfigured; token fetches will fail");
+                Self::failing(error)
             }
         }
-        Self::new(builder.build_http::<Full<Bytes>>())
+    }
+
+    /// Configures hyper-util's client for token fetches: TLS config and proxy.
+    pub fn hyper_builder() -> HyperClientBuilder {
+        HyperClientBuilder {
+            #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+            tls: None,
+            proxy: ProxyChoice::Environment,
+        }
+    }
+
+    /// Token fetches through your reqwest client, with its proxy, TLS, DNS
+    /// and pool settings (feature `reqwest`).
+    ///
+    /// ```no_run
+    /// use sinch_auth::token::TokenHttpClient;
+    /// use sinch_auth::{EnvCredentials, Scheme, SinchAuthLayer};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let reqwest = reqwest::Client::new();
+    /// let layer = SinchAuthLayer::builder(EnvCredentials::from_env()?)
+    ///     .scheme(Scheme::OAuth2)
+    ///     .token_client(TokenHttpClient::from_reqwest(reqwest))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    pub fn from_reqwest(client: reqwest::Client) -> Self {
+        Self::new(tower::service_fn(move |request: Request<Full<Bytes>>| {
+            let client = client.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await.map_err(BoxError::from)?.to_bytes();
+                let request = reqwest::Request::try_from(Request::from_parts(parts, body))?;
+                let response = client.execute(request).await?;
+                Ok::<_, BoxError>(Response::<reqwest::Body>::from(response))
+            }
+        }))
+    }
+
+    /// A client whose every request fails with `error`.
+    fn failing(error: ConfigError) -> Self {
+        Self::new(tower::service_fn(move |_: Request<Full<Bytes>>| {
+            let error = error.clone();
+            async move { Err::<Response<Full<Bytes>>, _>(error) }
+        }))
     }
 
     pub(crate) async fn send(
@@ -85,6 +140,255 @@ impl TokenHttpClient {
         request: Request<Full<Bytes>>,
     ) -> Result<TokenHttpResponse, BoxError> {
         self.0.clone().oneshot(request).await
+    }
+}
+
+/// Builds the hyper-util [`TokenHttpClient`]. Made by
+/// [`TokenHttpClient::hyper_builder`].
+///
+/// # Proxies
+///
+/// Read once, when the client is built, the way curl and reqwest read them:
+///
+/// | Variable (upper case first, then lower case) | Used for |
+/// |---|---|
+/// | `HTTPS_PROXY`, `https_proxy` | `https` token URLs |
+/// | `HTTP_PROXY`, `http_proxy` | `http` token URLs (loopback only; `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set, as under CGI) |
+/// | `ALL_PROXY`, `all_proxy` | either, when the variable above is unset |
+/// | `NO_PROXY`, `no_proxy` | comma-separated hosts, domains (`.example.com` or `example.com`, subdomains included), IPs, CIDR ranges, or `*`, reached directly |
+///
+/// A proxy is an `http://[user:password@]host:port` URL (the scheme may be
+/// left out); the connection to the destination is a `CONNECT` tunnel
+/// through it, for `http` and `https` destinations alike, so TLS runs end to
+/// end and the proxy sees only the host and port. `https://` and SOCKS proxy
+/// URLs are refused with a [`ConfigError`].
+///
+/// Loopback destinations are not exempt by default, as with curl and
+/// reqwest: a program using the test kit's `SinchStandIn` on a machine
+/// with a proxy configured needs `localhost,127.0.0.1,::1` in `NO_PROXY` (or
+/// [`HyperClientBuilder::direct`]).
+///
+/// ```
+/// use std::ffi::OsString;
+/// use sinch_auth::token::TokenHttpClient;
+///
+/// let client = TokenHttpClient::hyper_builder()
+///     .proxy_from_lookup(|name| match name {
+///         "HTTPS_PROXY" => Some(OsString::from("http://proxy.internal:3128")),
+///         "NO_PROXY" => Some(OsString::from("localhost,127.0.0.1")),
+///         _ => None,
+///     })
+///     .build()?;
+/// # let _ = client;
+/// # Ok::<(), sinch_auth::ConfigError>(())
+/// ```
+#[must_use]
+pub struct HyperClientBuilder {
+    #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+    tls: Option<rustls::ClientConfig>,
+    proxy: ProxyChoice,
+}
+
+enum ProxyChoice {
+    Environment,
+    Read(Result<Option<Arc<Matcher>>, ConfigError>),
+}
+
+impl HyperClientBuilder {
+    /// TLS through this rustls config instead of [`crate::tls::client_config`]
+    /// (your roots, client certificate or provider). Its ALPN list is
+    /// replaced by HTTP/1.1, which is what the client speaks.
+    #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc")))
+    )]
+    pub fn tls_config(mut self, mut config: rustls::ClientConfig) -> Self {
+        config.alpn_protocols.clear();
+        self.tls = Some(config);
+        self
+    }
+
+    /// Reads the proxy variables through `lookup` instead of the process
+    /// environment (the default), once, now.
+    pub fn proxy_from_lookup(mut self, lookup: impl FnMut(&str) -> Option<OsString>) -> Self {
+        self.proxy = ProxyChoice::Read(proxies(lookup));
+        self
+    }
+
+    /// No proxy, whatever the environment says.
+    pub fn direct(mut self) -> Self {
+        self.proxy = ProxyChoice::Read(Ok(None));
+        self
+    }
+
+    /// The client.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidEnvVar`] naming a proxy variable that is not
+    /// UTF-8, not a URL, or not an `http://` proxy.
+    pub fn build(self) -> Result<TokenHttpClient, ConfigError> {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+        let proxies = match self.proxy {
+            ProxyChoice::Environment => proxies(|name| std::env::var_os(name))?,
+            ProxyChoice::Read(read) => read?,
+        };
+        let mut http = HttpConnector::new();
+        // The TLS layer above hands it https URIs; without one, an https URI
+        // must fail rather than go out in clear.
+        http.enforce_http(!cfg!(any(
+            feature = "rustls-ring",
+            feature = "rustls-aws-lc"
+        )));
+        let connector = ProxyConnector { http, proxies };
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new());
+        #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+        {
+            let config = match self.tls {
+                Some(config) => config,
+                None => crate::tls::client_config().map_err(|_| ConfigError::InvalidSetting {
+                    setting: "TLS",
+                    reason: "the crypto provider supports no safe protocol version",
+                })?,
+            };
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector);
+            Ok(TokenHttpClient::new(builder.build::<_, Full<Bytes>>(https)))
+        }
+        #[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc")))]
+        Ok(TokenHttpClient::new(
+            builder.build::<_, Full<Bytes>>(connector),
+        ))
+    }
+}
+
+impl fmt::Debug for HyperClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HyperClientBuilder").finish_non_exhaustive()
+    }
+}
+
+/// The proxy rules the variables describe; `None` when no proxy is named.
+fn proxies(
+    mut lookup: impl FnMut(&str) -> Option<OsString>,
+) -> Result<Option<Arc<Matcher>>, ConfigError> {
+    // httpoxy: under CGI, `HTTP_PROXY` is the client's `Proxy:` header.
+    let cgi = lookup("REQUEST_METHOD").is_some();
+    let mut read = |names: &[&'static str]| -> Result<Option<String>, ConfigError> {
+        for &name in names {
+            let Some(value) = lookup(name) else { continue };
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError::InvalidEnvVar {
+                    name,
+                    reason: "not valid UTF-8",
+                })?;
+            if value.trim().is_empty() {
+                continue;
+            }
+            if !names[0].starts_with("NO") {
+                check_proxy_url(name, &value)?;
+            }
+            return Ok(Some(value));
+        }
+        Ok(None)
+    };
+    let https = read(&["HTTPS_PROXY", "https_proxy"])?;
+    let http = if cgi {
+        read(&["http_proxy"])?
+    } else {
+        read(&["HTTP_PROXY", "http_proxy"])?
+    };
+    let all = read(&["ALL_PROXY", "all_proxy"])?;
+    let no = read(&["NO_PROXY", "no_proxy"])?;
+    // curl's `NO_PROXY=*` exempts every host; hyper-util's matcher applies
+    // `*` to names only, not to IP addresses such as 127.0.0.1.
+    let everything_exempt = no
+        .as_deref()
+        .is_some_and(|no| no.split(',').any(|entry| entry.trim() == "*"));
+    if everything_exempt || (https.is_none() && http.is_none() && all.is_none()) {
+        return Ok(None);
+    }
+    let mut builder = Matcher::builder();
+    if let Some(all) = all {
+        builder = builder.all(all);
+    }
+    if let Some(https) = https {
+        builder = builder.https(https);
+    }
+    if let Some(http) = http {
+        builder = builder.http(http);
+    }
+    if let Some(no) = no {
+        builder = builder.no(no);
+    }
+    Ok(Some(Arc::new(builder.build())))
+}
+
+fn check_proxy_url(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    let probe = Matcher::builder().all(value).build();
+    match probe.intercept(&Uri::from_static("https://probe.invalid/")) {
+        None => Err(ConfigError::InvalidEnvVar {
+            name,
+            reason: "not a proxy URL (expected http://host:port)",
+        }),
+        Some(proxy) if proxy.uri().scheme_str() != Some("http") => {
+            Err(ConfigError::InvalidEnvVar {
+                name,
+                reason: "only http:// proxies are supported (not https:// or SOCKS)",
+            })
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Connects directly, or through a `CONNECT` tunnel when the proxy rules
+/// intercept the destination.
+#[derive(Clone)]
+struct ProxyConnector {
+    http: HttpConnector,
+    proxies: Option<Arc<Matcher>>,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
+
+impl Service<Uri> for ProxyConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, destination: Uri) -> Self::Future {
+        match self
+            .proxies
+            .as_deref()
+            .and_then(|m| m.intercept(&destination))
+        {
+            Some(proxy) => {
+                tracing::debug!(target: "sinch_auth", proxy = %proxy.uri(), "token fetch through a CONNECT tunnel");
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.http.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move { tunnel.oneshot(destination).await.map_err(Into::into) })
+            }
+            None => {
+                let connecting = self.http.call(destination);
+                Box::pin(async move { connecting.await.map_err(Into::into) })
+            }
+        }
     }
 }
 

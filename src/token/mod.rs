@@ -41,7 +41,7 @@ use secrecy::SecretString;
 pub use self::redis::{RedisTokenStore, RedisTokenStoreBuilder};
 pub use cache::RefreshConfig;
 pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
-pub use http_client::{TokenHttpClient, TokenHttpResponse};
+pub use http_client::{HyperClientBuilder, TokenHttpClient, TokenHttpResponse};
 pub use oauth2::OAuth2;
 pub(crate) use store::Stored;
 pub use store::{StoreKey, TokenStore};

@@ -270,7 +270,7 @@ enum Endpoint {
 /// | [`poll_interval`](Self::poll_interval) | 50 ms | how often a waiting process looks (±25 % jitter) |
 /// | [`op_timeout`](Self::op_timeout) | 500 ms | limit on connecting and on each Redis command |
 /// | [`ca_certificates_pem`](Self::ca_certificates_pem) | public web roots | whom to trust for `rediss://` |
-/// | [`tls_config`](Self::tls_config) | rustls with ring | your own TLS client configuration |
+/// | [`tls_config`](Self::tls_config) | rustls with the crate's provider (ring, or aws-lc-rs with `rustls-aws-lc`) | your own TLS client configuration |
 ///
 /// `max_wait` is longer than `lock_ttl` so that, when a holder dies, one
 /// waiter takes the expired lock over instead of the whole fleet fetching at

@@ -1,7 +1,7 @@
 //! Reaching Redis: one node over TCP or TLS, or a Redis Cluster.
 //!
-//! TLS goes through rustls with a crypto provider chosen here (ring), never
-//! rustls' process-wide default, which any other crate in the process can
+//! TLS goes through rustls with the crate's explicit crypto provider (see
+//! [`crate::tls`]), never rustls' process-wide default, which any other crate in the process can
 //! install or change. Errors are summarised by kind and code only: a Redis
 //! error reply can quote the command's arguments back.
 
@@ -218,8 +218,9 @@ impl fmt::Display for Target {
     }
 }
 
-/// A rustls client configuration with ring as its provider, set here and not
-/// taken from the process default; trusting `ca_pem` alone when given, the
+/// A rustls client configuration with the crate's provider
+/// ([`crate::tls::provider`]: ring, or aws-lc-rs with `rustls-aws-lc`), never
+/// the process default; trusting `ca_pem` alone when given, the
 /// public web roots otherwise.
 pub(crate) fn client_config(ca_pem: Option<&[u8]>) -> Result<ClientConfig, ConfigError> {
     let invalid = |reason| ConfigError::InvalidSetting {
@@ -241,8 +242,7 @@ pub(crate) fn client_config(ca_pem: Option<&[u8]>) -> Result<ClientConfig, Confi
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|_| invalid("the TLS provider supports no safe protocol version"))?
         .with_root_certificates(roots)
