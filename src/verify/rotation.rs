@@ -276,6 +276,13 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_source_hands_out_what_it_wraps() {
+        let source = Arc::new(RotatingSecret::new("a"));
+        source.rotate("b");
+        assert_eq!(SecretSource::secret(&source).expose_secret(), "b");
+    }
+
+    #[test]
     fn rotating_secret_debug_is_redacted() {
         assert!(!format!("{:?}", RotatingSecret::new("s3cr3t")).contains("s3cr3t"));
     }
