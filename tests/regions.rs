@@ -272,3 +272,65 @@ fn a_malformed_webhook_secret_is_refused_naming_the_variable_not_the_value() {
         );
     }
 }
+
+#[test]
+fn regions_and_their_errors_display_in_sinch_s_terms() {
+    assert_eq!(VoiceRegion::Euc1.to_string(), "euc1");
+    assert_eq!(VoiceRegion::Global.to_string(), "global");
+    assert_eq!(Region::Br.to_string(), "br");
+    let not_served = RegionError::NotServed {
+        api: RegionalApi::SmsProject,
+        region: Region::Ca,
+    };
+    assert_eq!(
+        not_served.to_string(),
+        "SMS with project credentials (OAuth2) is not served in region ca"
+    );
+    let not_set = RegionError::NotSet {
+        api: RegionalApi::Conversation,
+    };
+    assert_eq!(
+        not_set.to_string(),
+        "no region configured for Conversation: set SINCH_CONVERSATION_REGION (or SINCH_REGION)"
+    );
+    assert_eq!(
+        RegionalApi::SmsServicePlan.to_string(),
+        "SMS with a service plan"
+    );
+    let regions = Regions::new().voice(VoiceRegion::Sae1);
+    assert_eq!(regions.voice_region(), VoiceRegion::Sae1);
+}
+
+/// `from_env` reads the real process environment. The variables are set on
+/// a child process (this test binary, running only the test below), since
+/// changing this process's environment is not safe while other tests run.
+#[test]
+fn from_env_reads_the_process_environment() {
+    const CHILD: &str = "SINCH_AUTH_REGIONS_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let regions = Regions::from_env().unwrap();
+        assert_eq!(regions.voice_region(), VoiceRegion::Apse1);
+        assert_eq!(regions.sms_region(), Some(Region::Ca));
+        assert!(WebhookSecrets::from_env().unwrap().sms().is_some());
+        return;
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SINCH_") {
+            child.env_remove(name);
+        }
+    }
+    let status = child
+        .args([
+            "--exact",
+            "from_env_reads_the_process_environment",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env("SINCH_VOICE_REGION", "apse1")
+        .env("SINCH_SMS_REGION", "ca")
+        .env("SINCH_SMS_APP_SECRET", "child-secret")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child's checks failed");
+}
