@@ -33,8 +33,8 @@ const MAX_FAILURE_HOLD: Duration = Duration::from_secs(60);
 /// first backoff step of spec §2.
 const DEFAULT_FAILURE_HOLD: Duration = Duration::from_secs(1);
 
-/// How many failed commands in a row a waiting process overlooks, once
-/// Redis has answered it, before fetching locally.
+/// How many failed commands in a row a process overlooks, while Redis can
+/// be reached, before fetching locally.
 const MAX_GLITCHES: u32 = 3;
 
 /// The first byte of every sealed record: its format.
@@ -436,6 +436,16 @@ enum StoreError {
         op: &'static str,
         summary: ErrorSummary,
     },
+}
+
+impl StoreError {
+    /// Redis could not be reached at all (as opposed to failing a command).
+    fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout { op: "connect", .. } | Self::Redis { op: "connect", .. }
+        )
+    }
 }
 
 struct Inner {
@@ -855,10 +865,10 @@ impl Inner {
     ) -> Result<Token, FetchError> {
         let keys = self.keys(&key);
         let deadline = Instant::now() + self.max_wait;
-        // Redis unreachable: fetch locally at once. Redis answering, then
-        // failing a command (a slot moving in a Cluster, a failover): look
-        // again a few times before giving up on the fleet's fetch.
-        let mut answered = false;
+        // Redis unreachable: fetch locally at once. Redis reached, then
+        // failing a command (a slot moving in a Cluster, a failover, a node
+        // still starting): look again a few times before giving up on the
+        // fleet's fetch.
         let mut glitches = 0;
         loop {
             let step = match self.read(&keys, &key, must_outlive).await {
@@ -886,13 +896,13 @@ impl Inner {
                         .fetch_for_fleet(&key, &keys, lock, must_outlive, fetch)
                         .await;
                 }
-                Ok(None) => {
-                    answered = true;
-                    glitches = 0;
-                }
+                Ok(None) => glitches = 0,
                 Err(error) => {
                     glitches += 1;
-                    if !answered || glitches > MAX_GLITCHES || Instant::now() >= deadline {
+                    if error.is_unreachable()
+                        || glitches > MAX_GLITCHES
+                        || Instant::now() >= deadline
+                    {
                         return fetch_locally(&key, &error, fetch).await;
                     }
                     tracing::debug!(target: "sinch_auth", store_key = ?key, error = %error, "redis failed a command while this process waited; looking again");

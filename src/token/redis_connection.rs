@@ -328,6 +328,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_error_summary_never_carries_the_errors_text() {
+        let echoed = RedisError::from((
+            ErrorKind::Client,
+            "reply quoting the command",
+            "EVALSHA abc 2 k1 k2 secret-token-value".to_owned(),
+        ));
+        assert!(echoed.to_string().contains("secret-token-value"));
+        let summary = ErrorSummary::of(&echoed).to_string();
+        assert_eq!(summary, "client error");
+        let io = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused: secret-token-value",
+        ));
+        let summary = ErrorSummary::of(&io).to_string();
+        assert!(summary.starts_with("I/O error"), "{summary}");
+        assert!(!summary.contains("secret-token-value"), "{summary}");
+    }
+
+    #[test]
     fn tls_settings_are_checked_by_name() {
         let setting = |r: Result<Target, ConfigError>| match r {
             Err(ConfigError::InvalidSetting { setting, .. }) => setting,
