@@ -258,7 +258,7 @@ where
                         }
                         Ok(collected) => {
                             let bytes = collected.to_bytes();
-                            match this.verifier.verify(&parts, &bytes) {
+                            match crate::observe::verify(&**this.verifier, &parts, &bytes) {
                                 Ok(verified) => {
                                     tracing::debug!(%method, path, "callback verified");
                                     parts.extensions.insert(verified);
