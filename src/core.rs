@@ -611,7 +611,12 @@ impl Core {
         not_this: Option<TokenTicket>,
     ) -> Result<(HeaderValue, TokenTicket), AuthError> {
         let cache = self.cache(slot)?;
-        observe::wait(cache.source_name(), not_this.is_some(), cache.wait(not_this)).await
+        observe::wait(
+            cache.source_name(),
+            not_this.is_some(),
+            cache.wait(not_this),
+        )
+        .await
     }
 
     /// Puts a ready header on the request (a [`Plan::Header`]). With a ticket,

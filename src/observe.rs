@@ -107,12 +107,13 @@ impl FetchAttempt {
     }
 }
 
-/// Records the token endpoint's HTTP status on the fetch span the caller runs
-/// in. Only on that span: a source called from elsewhere leaves the
-/// caller's own spans alone.
+/// Records a successful answer's HTTP status on the fetch span the caller
+/// runs in (error statuses come with the [`FetchError`], see
+/// [`FetchAttempt::failed`]). Only on that span: a source called from
+/// elsewhere leaves the caller's own spans alone.
 pub(crate) fn http_status(status: StatusCode) {
     let span = Span::current();
-    if span.metadata().is_some_and(|m| m.name() == FETCH_SPAN) {
+    if status.is_success() && span.metadata().is_some_and(|m| m.name() == FETCH_SPAN) {
         span.record("status", status.as_u16());
     }
 }
@@ -193,7 +194,8 @@ impl VerifyAttempt {
         match result {
             Ok(verified) => {
                 self.span.record("outcome", "verified");
-                self.span.record("scheme", Label::variant(verified).as_str());
+                self.span
+                    .record("scheme", Label::variant(verified).as_str());
                 emit::verification(self.verifier.as_str(), "verified", "none", elapsed);
             }
             Err(rejection) => {

@@ -226,12 +226,7 @@ mod recorded {
     }
 
     impl Taken {
-        fn find(
-            &self,
-            kind: MetricKind,
-            name: &str,
-            labels: &[(&str, &str)],
-        ) -> Vec<&DebugValue> {
+        fn find(&self, kind: MetricKind, name: &str, labels: &[(&str, &str)]) -> Vec<&DebugValue> {
             self.0
                 .iter()
                 .filter(|(key, _)| key.kind() == kind && key.key().name() == name)
@@ -382,7 +377,10 @@ async fn a_failed_fetch_records_its_status_and_error_and_counts_a_failure() {
         );
         for outcome in ["ok", "error"] {
             let labels = [("source", "oauth2"), ("outcome", outcome)];
-            assert_eq!(metrics.counter("sinch_auth_token_fetches_total", &labels), 1);
+            assert_eq!(
+                metrics.counter("sinch_auth_token_fetches_total", &labels),
+                1
+            );
             assert_eq!(
                 metrics
                     .samples("sinch_auth_token_fetch_duration_seconds", &labels)
@@ -403,7 +401,10 @@ async fn a_failed_refresh_reports_how_long_the_served_token_still_lasts() {
     // A 2 s token (1.8 s usable) is refreshed after 0.9 s; that refresh fails.
     sinch.set_token_lifetime(Duration::from_secs(2));
     let client = ServiceBuilder::new()
-        .layer(layer(&sinch, config().backoff_base(Duration::from_secs(30))))
+        .layer(layer(
+            &sinch,
+            config().backoff_base(Duration::from_secs(30)),
+        ))
         .service(sinch.client());
     let (status, _) = send(&client, get(format!("{}/v1/x", sinch.url()))).await;
     assert_eq!(status, 200);
@@ -536,7 +537,12 @@ fn unix_now() -> String {
 
 fn webhook(body: &'static str, signed_body: &'static str) -> Request<Full<Bytes>> {
     let timestamp = unix_now();
-    let signature = webhook_signature(WEBHOOK_SECRET, signed_body.as_bytes(), "nonce-1", &timestamp);
+    let signature = webhook_signature(
+        WEBHOOK_SECRET,
+        signed_body.as_bytes(),
+        "nonce-1",
+        &timestamp,
+    );
     Request::post("/conversation")
         .header("x-sinch-webhook-signature", signature)
         .header("x-sinch-webhook-signature-nonce", "nonce-1")
@@ -552,11 +558,11 @@ async fn verified_and_rejected_webhooks_each_get_a_verify_span_and_a_count() {
     #[cfg(feature = "metrics")]
     let (metrics, _recorder) = recorded::install();
 
-    let service = VerifyLayer::new(WebhookVerifier::new(WEBHOOK_SECRET)).layer(
-        tower::service_fn(|_: Request<Full<Bytes>>| async {
+    let service = VerifyLayer::new(WebhookVerifier::new(WEBHOOK_SECRET)).layer(tower::service_fn(
+        |_: Request<Full<Bytes>>| async {
             Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
-        }),
-    );
+        },
+    ));
     let verified = service
         .clone()
         .oneshot(webhook("{\"a\":1}", "{\"a\":1}"))
@@ -593,11 +599,20 @@ async fn verified_and_rejected_webhooks_each_get_a_verify_span_and_a_count() {
             ("outcome", "rejected"),
             ("reason", "signature_mismatch"),
         ];
-        assert_eq!(metrics.counter("sinch_auth_verifications_total", &verified), 1);
-        assert_eq!(metrics.counter("sinch_auth_verifications_total", &rejected), 1);
+        assert_eq!(
+            metrics.counter("sinch_auth_verifications_total", &verified),
+            1
+        );
+        assert_eq!(
+            metrics.counter("sinch_auth_verifications_total", &rejected),
+            1
+        );
         assert_eq!(
             metrics
-                .samples("sinch_auth_verification_duration_seconds", &[("verifier", "webhook")])
+                .samples(
+                    "sinch_auth_verification_duration_seconds",
+                    &[("verifier", "webhook")]
+                )
                 .len(),
             2
         );
