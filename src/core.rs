@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use crate::clock::Clock;
 use crate::error::{AuthError, CredentialKind};
 use crate::host::{HostPolicy, SinchApi};
+use crate::observe;
 use crate::scheme;
 use crate::token::{Lookup, TokenCache, TokenTicket};
 use crate::{CredentialProvider, Credentials, CredentialsId};
@@ -609,7 +610,13 @@ impl Core {
         slot: TokenSlot,
         not_this: Option<TokenTicket>,
     ) -> Result<(HeaderValue, TokenTicket), AuthError> {
-        self.cache(slot)?.wait(not_this).await
+        let cache = self.cache(slot)?;
+        observe::wait(
+            cache.source_name(),
+            not_this.is_some(),
+            cache.wait(not_this),
+        )
+        .await
     }
 
     /// Puts a ready header on the request (a [`Plan::Header`]). With a ticket,
@@ -673,7 +680,7 @@ impl Core {
         let (value, _) = self.wait_token(slot, Some(refused)).await?;
         let mut request = resend.request;
         request.headers_mut().insert(AUTHORIZATION, value);
-        tracing::debug!(target: "sinch_auth", "resending once after 401 expired");
+        observe::resend(self.cache(slot)?.source_name());
         Ok(request)
     }
 

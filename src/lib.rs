@@ -160,6 +160,7 @@ pub mod credentials;
 pub mod error;
 pub mod host;
 pub mod layer;
+mod observe;
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub mod reqwest;

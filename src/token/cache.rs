@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::{FetchRequest, Token, TokenSource};
 use crate::clock::{Clock, unix_seconds};
 use crate::error::{AuthError, FetchError};
+use crate::observe;
 use crate::{CredentialProvider, CredentialsId, scheme};
 
 /// When tokens are refreshed, how long requests wait, and how failures back off.
@@ -440,6 +441,11 @@ impl TokenCache {
         cleared
     }
 
+    /// The source's name, for logs and metrics.
+    pub(crate) fn source_name(&self) -> &'static str {
+        self.inner.shared.source.name()
+    }
+
     #[cfg(test)]
     fn current_id(&self) -> Option<u64> {
         self.inner.shared.current.load().as_ref().map(|c| c.id)
@@ -515,11 +521,12 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                 let credentials = shared.provider.credentials();
                 let started = Instant::now();
                 tracing::debug!(target: "sinch_auth", source = name, attempt = failures + 1, "fetching token");
+                let attempt = observe::FetchAttempt::start(name, failures + 1);
                 let must_outlive = held_until
                     .filter(|(_, id)| *id == credentials.id())
                     .map(|(until, _)| until.duration_since(shared.clock.now()).unwrap_or_default());
                 let request = FetchRequest::new(credentials.clone(), must_outlive);
-                let fetch = tokio::time::timeout(config.fetch_timeout, shared.source.fetch(request));
+                let fetch = tokio::time::timeout(config.fetch_timeout, attempt.instrument(shared.source.fetch(request)));
                 tokio::pin!(fetch);
                 let outcome = loop {
                     tokio::select! {
@@ -550,6 +557,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         let until = wall.checked_add(usable_for).unwrap_or(wall + FAR_FUTURE);
                         held_until = Some((until, credentials.id()));
                         next_fetch = later(now, refresh_after);
+                        attempt.succeeded(usable_for);
                         tracing::info!(
                             target: "sinch_auth",
                             source = name,
@@ -574,6 +582,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                             }
                         }
                         next_fetch = later(now, delay);
+                        attempt.failed(&error, delay, expiry.map(|(at, _)| at));
                         tracing::warn!(
                             target: "sinch_auth",
                             source = name,

@@ -170,6 +170,7 @@ impl TokenSource for OAuth2 {
         Box::pin(async move {
             let response = client.send(request?).await.map_err(FetchError::Transport)?;
             let (parts, body) = response.into_parts();
+            crate::observe::http_status(parts.status);
             let declared = parts
                 .headers
                 .get(CONTENT_LENGTH)

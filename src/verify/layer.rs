@@ -168,6 +168,7 @@ where
         // The head alone can condemn most forgeries: answer them before
         // reading (or hashing) a byte of the body, which is dropped unread.
         if let Err(rejection) = self.verifier.precheck(&parts) {
+            crate::observe::VerifyAttempt::start::<V>().finish(&Err(rejection.clone()));
             tracing::warn!(
                 method = %parts.method,
                 path = parts.uri.path(),
@@ -286,7 +287,13 @@ where
                             let verifier = Arc::clone(this.verifier);
                             State::Verifying {
                                 future: Box::pin(async move {
-                                    let result = verifier.verify_async(&parts, &bytes).await;
+                                    let attempt = crate::observe::VerifyAttempt::start::<V>();
+                                    let result = tracing::Instrument::instrument(
+                                        verifier.verify_async(&parts, &bytes),
+                                        attempt.span().clone(),
+                                    )
+                                    .await;
+                                    attempt.finish(&result);
                                     (parts, bytes, result)
                                 }),
                                 service: Some(service),
