@@ -208,18 +208,6 @@ impl VerifyAttempt {
     }
 }
 
-/// `verifier.verify(request, body)` inside a [`VerifyAttempt`].
-pub(crate) fn verify<V: crate::verify::Verifier + ?Sized>(
-    verifier: &V,
-    request: &http::request::Parts,
-    body: &[u8],
-) -> Result<Verified, Rejection> {
-    let attempt = VerifyAttempt::start::<V>();
-    let result = attempt.span().in_scope(|| verifier.verify(request, body));
-    attempt.finish(&result);
-    result
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
