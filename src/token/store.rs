@@ -191,10 +191,6 @@ impl TokenSource for Stored {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
-
-    fn share_key(&self, credentials: &crate::Credentials) -> Option<StoreKey> {
-        self.inner.share_key(credentials)
-    }
 }
 
 #[cfg(test)]
@@ -232,6 +228,40 @@ mod tests {
             StoreKey::derive(b"s", &["ab", "c"]),
             StoreKey::derive(b"s", &["a", "bc"])
         );
+    }
+
+    #[test]
+    fn equal_keys_hash_alike_and_different_keys_apart() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let a = key("p", "k", "secret-1");
+        assert_eq!(
+            hasher.hash_one(&a),
+            hasher.hash_one(key("p", "k", "secret-1"))
+        );
+        assert_ne!(
+            hasher.hash_one(&a),
+            hasher.hash_one(key("p", "k", "secret-2"))
+        );
+    }
+
+    struct NoStore;
+
+    impl TokenStore for NoStore {
+        fn get_or_fetch(
+            &self,
+            _key: StoreKey,
+            _must_outlive: Option<Duration>,
+            fetch: TokenFuture,
+        ) -> TokenFuture {
+            fetch
+        }
+    }
+
+    #[test]
+    fn a_stored_source_logs_under_its_sources_name() {
+        let stored = Stored::new(Arc::new(NoStore), Arc::new(super::super::OAuth2::default()));
+        assert_eq!(stored.name(), "oauth2");
     }
 
     #[test]
