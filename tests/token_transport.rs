@@ -305,6 +305,37 @@ async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
     );
 }
 
+#[tokio::test]
+async fn https_token_urls_without_a_proxy_connect_directly() {
+    // A loopback listener that keeps the first bytes of each connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_bytes = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut hello = vec![0u8; 1024];
+        let n = socket.read(&mut hello).await.unwrap();
+        hello.truncate(n);
+        hello
+    });
+    let client = TokenHttpClient::hyper_builder().direct().build().unwrap();
+    let request = http::Request::post(format!("https://localhost:{port}/oauth2/token"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert!(client.oneshot(request).await.is_err());
+
+    if cfg!(any(feature = "rustls-ring", feature = "rustls-aws-lc")) {
+        // TLS straight to the destination: a ClientHello arrives.
+        let hello = first_bytes.await.unwrap();
+        assert_eq!(hello.first(), Some(&0x16), "a TLS handshake record");
+    } else {
+        // No TLS compiled in: an https URL fails before any connection,
+        // never in clear.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!first_bytes.is_finished());
+        first_bytes.abort();
+    }
+}
+
 #[test]
 fn malformed_proxy_variables_are_errors_naming_the_variable_never_the_value() {
     for (name, value) in [
