@@ -418,12 +418,18 @@ impl State {
         };
         let lifetime = lock(&self.token_lifetime).as_secs().max(1);
         let jti = self.next_jti.fetch_add(1, Ordering::SeqCst);
-        let iat = unix_seconds(SystemTime::now());
+        let now = SystemTime::now();
+        let iat = unix_seconds(now);
+        // `exp` is a whole second: the first one at or after the moment this
+        // stand-in stops accepting the token, so the claim never says less
+        // than what is enforced.
+        let exp =
+            unix_seconds(now + Duration::from_secs(lifetime) + Duration::from_nanos(999_999_999));
         let claims = IssuedClaims {
             iss: "sinch-auth-testkit".to_owned(),
             sub: key_id,
             iat,
-            exp: iat + lifetime,
+            exp,
             jti,
         };
         let Ok(token) = jsonwebtoken::encode(

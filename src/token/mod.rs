@@ -1,6 +1,6 @@
 //! Tokens that expire: where they come from and how they are kept fresh.
 //!
-//! A [`TokenSource`] obtains a token from credentials: [`OAuth2`] fetches one
+//! A [`TokenSource`] obtains a token from credentials: [`OAuth2Source`] fetches one
 //! from Sinch's token endpoint (spec §2), [`SelfSignedJwt`] mints one locally
 //! (spec §3), and [`source_fn`] wraps any async function of yours.
 //!
@@ -21,6 +21,7 @@
 
 pub(crate) mod cache;
 mod http_client;
+mod lifecycle;
 pub(crate) mod oauth2;
 #[cfg(feature = "redis")]
 mod redis;
@@ -32,15 +33,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisTokenStore, RedisTokenStoreBuilder};
 pub use cache::RefreshConfig;
-pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
+pub(crate) use cache::{TokenCache, TokenSlot};
 pub use http_client::{TokenHttpClient, TokenHttpResponse};
-pub use oauth2::OAuth2;
+pub(crate) use lifecycle::{Lifecycle, TokenSettings};
+pub use oauth2::OAuth2Source;
 pub(crate) use store::Stored;
 pub use store::{StoreKey, TokenStore};
 
@@ -86,6 +88,39 @@ impl Token {
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
+
+    /// How long the token lives from `now`, obtained at `now`: the one rule
+    /// for a token's lifetime, applied once where a token enters the cache
+    /// (and wherever else a lifetime is needed). A JWT's `exp` beats
+    /// `expires_in` when it is sooner, counted to the sub-second against
+    /// `now`; an `exp` already past by the local clock is ignored (our clock
+    /// is ahead of the issuer's: trusting `expires_in` costs at most a 401
+    /// `expired`, which refetches, where rejecting would fail every fetch).
+    /// Zero means the token is dead on arrival.
+    pub(crate) fn life_at(&self, now: SystemTime) -> Duration {
+        match exp_left(self.value.expose_secret(), now) {
+            Some(left) if !left.is_zero() => self.expires_in.min(left),
+            Some(_) => {
+                tracing::warn!(
+                    target: "sinch_auth",
+                    "token's exp is already past by the local clock; using expires_in (is the clock ahead?)"
+                );
+                self.expires_in
+            }
+            None => self.expires_in,
+        }
+    }
+}
+
+/// The time from `now` to a JWT's `exp` claim (zero if past), to the
+/// sub-second: `exp` is a whole second, `now` is not; `None` for a token
+/// that is not a JWT with an `exp`.
+pub(crate) fn exp_left(token: &str, now: SystemTime) -> Option<Duration> {
+    let exp = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(cache::jwt_expiry(token)?));
+    // An `exp` beyond what the platform's time can hold is as good as never.
+    Some(exp.map_or(Duration::MAX, |exp| {
+        exp.duration_since(now).unwrap_or_default()
+    }))
 }
 
 impl fmt::Debug for Token {
@@ -102,18 +137,15 @@ impl fmt::Debug for Token {
 #[derive(Debug, Clone)]
 pub struct FetchRequest {
     credentials: Arc<Credentials>,
-    held_until: Option<SystemTime>,
+    must_outlive: Option<Duration>,
 }
 
 impl FetchRequest {
-    /// A request for a token from `credentials`. `held_until` is when the
-    /// token the cache holds (or last held) for these same credentials stops
-    /// being used, if any: a source that shares tokens between processes
-    /// must answer with one that lasts longer than that.
-    pub fn new(credentials: Arc<Credentials>, held_until: Option<SystemTime>) -> Self {
+    /// A request for a token from `credentials`. See [`must_outlive`](Self::must_outlive).
+    pub fn new(credentials: Arc<Credentials>, must_outlive: Option<Duration>) -> Self {
         Self {
             credentials,
-            held_until,
+            must_outlive,
         }
     }
 
@@ -122,10 +154,14 @@ impl FetchRequest {
         &self.credentials
     }
 
-    /// When the token the cache holds stops being used (`None` on a cold
-    /// start, and after the credentials changed).
-    pub fn held_until(&self) -> Option<SystemTime> {
-        self.held_until
+    /// A source that shares tokens between processes (a [`TokenStore`])
+    /// must answer with a token whose remaining life from now is longer
+    /// than this: the token the asking process holds lives that long (plus
+    /// a margin, see [`RefreshConfig`]), so a process refreshing ahead never
+    /// gets its own token back. `None` on a cold start and after the
+    /// credentials changed: any live token will do.
+    pub fn must_outlive(&self) -> Option<Duration> {
+        self.must_outlive
     }
 }
 
@@ -141,6 +177,15 @@ pub trait TokenSource: Send + Sync + 'static {
     fn name(&self) -> &'static str {
         "custom"
     }
+
+    /// The key under which a [`TokenStore`] shares this source's tokens for
+    /// these credentials. `None` (the default): the source's tokens are not
+    /// shared, a store set on the layer is bypassed for it. A source opts in
+    /// by naming the identity its tokens belong to, never a secret.
+    fn store_key(&self, request: &FetchRequest) -> Option<StoreKey> {
+        let _ = request;
+        None
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -150,6 +195,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn store_key(&self, request: &FetchRequest) -> Option<StoreKey> {
+        (**self).store_key(request)
     }
 }
 

@@ -7,7 +7,6 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use super::{FetchRequest, TokenFuture, TokenSource};
-use crate::error::{CredentialKind, FetchError};
 
 /// Shares tokens between processes, so a fleet fetches one token instead of
 /// one per process (Sinch's token endpoint is rate-limited, spec §2).
@@ -86,28 +85,42 @@ impl fmt::Display for StoreKey {
     }
 }
 
-/// A token source that goes through a store first.
+/// A token source that goes through a store first, under the key the
+/// source names ([`TokenSource::store_key`]); a source that names none is
+/// asked directly.
 pub(crate) struct Stored {
-    pub(crate) store: Arc<dyn TokenStore>,
-    pub(crate) inner: Arc<dyn TokenSource>,
-    pub(crate) token_url: String,
+    store: Arc<dyn TokenStore>,
+    inner: Arc<dyn TokenSource>,
+}
+
+impl Stored {
+    pub(crate) fn new(store: Arc<dyn TokenStore>, inner: Arc<dyn TokenSource>) -> Self {
+        Self { store, inner }
+    }
 }
 
 impl TokenSource for Stored {
     fn fetch(&self, request: FetchRequest) -> TokenFuture {
-        let Some(key) = request.credentials().access_key() else {
-            return Box::pin(std::future::ready(Err(FetchError::MissingCredential(
-                CredentialKind::AccessKey,
-            ))));
+        let Some(key) = self.inner.store_key(&request) else {
+            return self.inner.fetch(request);
         };
-        let key = StoreKey::for_access_key(&self.token_url, key.project_id(), key.key_id());
-        let held_until = request.held_until();
+        // The store's interface still speaks in wall-clock instants; its
+        // owner moves it to `must_outlive` (a duration, no clock needed).
+        const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+        let held_until = request.must_outlive().map(|d| {
+            let now = SystemTime::now();
+            now.checked_add(d.min(CENTURY)).unwrap_or(now)
+        });
         self.store
             .get_or_fetch(key, held_until, self.inner.fetch(request))
     }
 
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn store_key(&self, request: &FetchRequest) -> Option<StoreKey> {
+        self.inner.store_key(request)
     }
 }
 
