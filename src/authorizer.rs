@@ -66,18 +66,57 @@ impl<C> Grant<C> {
 }
 
 /// What [`Authorizer::authorize`] did with a request.
-pub(crate) enum Authorized<R: Outgoing> {
+pub(crate) enum Authorized<C> {
     /// Send it now: its headers are set (or it goes untouched). With a
     /// grant, give the answer to [`rejected`].
-    Ready(R, Option<Grant<R::Copy>>),
+    Ready(Option<Grant<C>>),
     /// It cannot be authenticated; do not send it.
     Failed(AuthError),
-    /// A token wait or a body read first; then as `Ready`.
-    Later(Authorizing<R>),
+    /// A token wait or a body read comes first: [`Later::run`] with the request.
+    Later(Later),
 }
 
-/// The slow half of [`Authorized`]: a token wait or a body read, then the
-/// request with its headers set and its grant.
+/// The slow half of authorizing a request, decided but not yet done. The
+/// request stays with the adapter until then: on the cached paths it is
+/// authorized in place, never moved.
+pub(crate) struct Later {
+    authorizer: Arc<Authorizer>,
+    work: Work,
+}
+
+enum Work {
+    /// No usable token: wait for one.
+    Wait(TokenCache),
+    /// Read the body, then sign (application scheme).
+    Sign(Arc<Credentials>),
+}
+
+impl Later {
+    /// Does the rest: the request with its headers set, and its grant.
+    pub(crate) fn run<R: Outgoing>(self, mut request: R) -> Authorizing<R> {
+        let Self { authorizer, work } = self;
+        Box::pin(async move {
+            match work {
+                Work::Wait(cache) => {
+                    let token = cache.wait(None).await?;
+                    let grant = authorizer.grant(&request, &token);
+                    request
+                        .headers_mut()
+                        .insert(AUTHORIZATION, token.header.clone());
+                    Ok((request, grant))
+                }
+                Work::Sign(credentials) => {
+                    let (mut request, body) =
+                        request.read_body(authorizer.options.max_body_bytes).await?;
+                    authorizer.sign(&credentials, &mut request, &body)?;
+                    Ok((request, None))
+                }
+            }
+        })
+    }
+}
+
+/// What [`Later::run`] returns: the request with its headers set and its grant.
 pub(crate) type Authorizing<R> =
     BoxFuture<Result<(R, Option<Grant<<R as Outgoing>::Copy>>), AuthError>>;
 
@@ -104,8 +143,10 @@ impl<C: Send + 'static> Retry<C> {
 /// The 401-`expired` rule (spec §2): on a 401 whose `www-authenticate`
 /// mentions `expired`, clear the token the request used if it is still
 /// current, and resend once if the request could be copied.
+/// The grant is left in place (the copy taken out when a resend is due):
+/// an answer that is not a 401 costs one comparison.
 pub(crate) fn rejected<C>(
-    grant: Grant<C>,
+    grant: &mut Grant<C>,
     status: StatusCode,
     headers: &HeaderMap,
 ) -> Option<Retry<C>> {
@@ -114,13 +155,13 @@ pub(crate) fn rejected<C>(
     }
     let cache = grant.token.cache()?;
     cache.invalidate(&grant.token);
-    let Some(copy) = grant.copy else {
+    let Some(copy) = grant.copy.take() else {
         tracing::debug!(target: "sinch_auth", "401 expired, but the body cannot be replayed; answer passed on");
         return None;
     };
     Some(Retry {
         cache,
-        refused: grant.token,
+        refused: grant.token.clone(),
         copy,
     })
 }
@@ -226,10 +267,10 @@ impl Authorizer {
     pub(crate) fn authorize<R: Outgoing>(
         self: &Arc<Self>,
         memo: &mut Memo,
-        mut request: R,
-    ) -> Authorized<R> {
+        request: &mut R,
+    ) -> Authorized<R::Copy> {
         if !self.options.overwrite && request.headers().contains_key(AUTHORIZATION) {
-            return Authorized::Ready(request, None);
+            return Authorized::Ready(None);
         }
         if let Some((value, token)) = self.remembered(memo, request.target()) {
             let grant = token.map(|token| Grant {
@@ -237,7 +278,7 @@ impl Authorizer {
                 token,
             });
             request.headers_mut().insert(AUTHORIZATION, value);
-            return Authorized::Ready(request, grant);
+            return Authorized::Ready(grant);
         }
         let provider = &*self.provider;
         let destination = match self.router.route(request.target(), || {
@@ -248,7 +289,13 @@ impl Authorizer {
         };
         memo.0 = None;
         let Some(scheme) = destination.scheme else {
-            return Authorized::Ready(request, None);
+            return Authorized::Ready(None);
+        };
+        let later = |work| {
+            Authorized::Later(Later {
+                authorizer: self.clone(),
+                work,
+            })
         };
         match self.header(scheme) {
             Err(error) => Authorized::Failed(error),
@@ -263,7 +310,7 @@ impl Authorizer {
                     });
                 }
                 request.headers_mut().insert(AUTHORIZATION, value);
-                Authorized::Ready(request, None)
+                Authorized::Ready(None)
             }
             Ok(Header::Token(slot, cache, token)) => {
                 let current = provider.current_id();
@@ -282,32 +329,14 @@ impl Authorizer {
                         hits: 0,
                     });
                 }
-                let grant = self.grant(&request, &token);
+                let grant = self.grant(&*request, &token);
                 request
                     .headers_mut()
                     .insert(AUTHORIZATION, token.header.clone());
-                Authorized::Ready(request, grant)
+                Authorized::Ready(grant)
             }
-            Ok(Header::Wait(cache)) => {
-                let this = self.clone();
-                Authorized::Later(Box::pin(async move {
-                    let token = cache.wait(None).await?;
-                    let grant = this.grant(&request, &token);
-                    request
-                        .headers_mut()
-                        .insert(AUTHORIZATION, token.header.clone());
-                    Ok((request, grant))
-                }))
-            }
-            Ok(Header::Sign(credentials)) => {
-                let this = self.clone();
-                Authorized::Later(Box::pin(async move {
-                    let (mut request, body) =
-                        request.read_body(this.options.max_body_bytes).await?;
-                    this.sign(&credentials, &mut request, &body)?;
-                    Ok((request, None))
-                }))
-            }
+            Ok(Header::Wait(cache)) => later(Work::Wait(cache)),
+            Ok(Header::Sign(credentials)) => later(Work::Sign(credentials)),
         }
     }
 

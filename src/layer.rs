@@ -169,30 +169,40 @@ where
         self.inner.poll_ready(cx).map_err(ServiceError::Inner)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let state = match self.authorizer.authorize(&mut self.memo, request) {
-            Authorized::Ready(request, None) => State::Direct {
-                future: self.inner.call(request),
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // Each arm builds its future in place: the state is large (the
+        // resend copy lives inline) and a move would copy all of it.
+        match self.authorizer.authorize(&mut self.memo, &mut request) {
+            Authorized::Ready(None) => SinchAuthFuture {
+                state: State::Direct {
+                    future: self.inner.call(request),
+                },
             },
-            Authorized::Ready(request, Some(grant)) => {
+            Authorized::Ready(Some(grant)) => {
                 // The resend goes through a clone; the ready instance sends first.
                 let service = grant.can_resend().then(|| self.inner.clone());
-                State::Checked {
-                    future: self.inner.call(request),
-                    grant: Some((grant, service)),
+                SinchAuthFuture {
+                    state: State::Checked {
+                        future: self.inner.call(request),
+                        grant,
+                        service,
+                    },
                 }
             }
-            Authorized::Failed(error) => State::Failed { error: Some(error) },
-            Authorized::Later(authorizing) => {
+            Authorized::Failed(error) => SinchAuthFuture {
+                state: State::Failed { error: Some(error) },
+            },
+            Authorized::Later(later) => {
                 // The instance `poll_ready` prepared is the one to call; leave a clone behind.
                 let clone = self.inner.clone();
                 let ready = std::mem::replace(&mut self.inner, clone);
-                State::Slow {
-                    future: Box::pin(send_authorized(authorizing, ready)),
+                SinchAuthFuture {
+                    state: State::Slow {
+                        future: Box::pin(send_authorized(later.run(request), ready)),
+                    },
                 }
             }
-        };
-        SinchAuthFuture { state }
+        }
     }
 }
 
@@ -214,10 +224,8 @@ where
         .filter(|g| g.can_resend())
         .map(|_| ready.clone());
     let response = ready.call(request).await.map_err(ServiceError::Inner)?;
-    match (
-        grant.and_then(|g| rejected(g, response.status(), response.headers())),
-        service,
-    ) {
+    let retry = grant.and_then(|mut g| rejected(&mut g, response.status(), response.headers()));
+    match (retry, service) {
         (Some(retry), Some(service)) => send_again(retry, service).await,
         _ => Ok(response),
     }
@@ -286,11 +294,14 @@ where
             method: self.method().clone(),
             uri: self.uri().clone(),
             version: self.version(),
-            headers: self
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone()))
-                .collect(),
+            headers: if self.headers().is_empty() {
+                Vec::new()
+            } else {
+                self.headers()
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect()
+            },
             extensions: self.extensions().clone(),
             body,
         })
@@ -343,7 +354,7 @@ pin_project! {
         Direct { #[pin] future: S::Future },
         // A cached token went out; a 401-`expired` answer may trigger one resend
         // (through the service clone, when the request could be copied).
-        Checked { #[pin] future: S::Future, grant: Option<(Grant<HeadCopy<B>>, Option<S>)> },
+        Checked { #[pin] future: S::Future, grant: Grant<HeadCopy<B>>, service: Option<S> },
         // Waiting for a token, reading a body to sign, or resending.
         Slow { future: BoxFuture<Result<S::Response, ServiceError<S::Error>>> },
         Failed { error: Option<AuthError> },
@@ -378,13 +389,16 @@ where
                 StateProj::Direct { future } => {
                     return future.poll(cx).map_err(ServiceError::Inner);
                 }
-                StateProj::Checked { future, grant } => {
+                StateProj::Checked {
+                    future,
+                    grant,
+                    service,
+                } => {
                     let response = ready!(future.poll(cx)).map_err(ServiceError::Inner)?;
-                    let Some((grant, service)) = grant.take() else {
+                    let Some(retry) = rejected(grant, response.status(), response.headers()) else {
                         return Poll::Ready(Ok(response));
                     };
-                    let retry = rejected(grant, response.status(), response.headers());
-                    let (Some(retry), Some(service)) = (retry, service) else {
+                    let Some(service) = service.take() else {
                         return Poll::Ready(Ok(response));
                     };
                     let future = Box::pin(send_again(retry, service));

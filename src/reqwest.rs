@@ -210,20 +210,23 @@ fn fail(error: AuthError) -> reqwest_middleware::Error {
 impl Middleware for SinchAuthMiddleware {
     async fn handle(
         &self,
-        request: Request,
+        mut request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let (request, grant) = match self.authorizer.authorize(&mut Memo::default(), request) {
-            Authorized::Ready(request, grant) => (request, grant),
+        let (request, grant) = match self
+            .authorizer
+            .authorize(&mut Memo::default(), &mut request)
+        {
+            Authorized::Ready(grant) => (request, grant),
             Authorized::Failed(error) => return Err(fail(error)),
-            Authorized::Later(authorizing) => authorizing.await.map_err(fail)?,
+            Authorized::Later(later) => later.run(request).await.map_err(fail)?,
         };
-        let Some(grant) = grant else {
+        let Some(mut grant) = grant else {
             return next.run(request, extensions).await;
         };
         let response = next.clone().run(request, &mut *extensions).await?;
-        match rejected(grant, response.status(), response.headers()) {
+        match rejected(&mut grant, response.status(), response.headers()) {
             Some(retry) => {
                 let request: Request = retry.request().await.map_err(fail)?;
                 next.run(request, extensions).await
