@@ -225,7 +225,6 @@ struct Remembered {
 /// The token a remembered header came from, watched in its cache.
 #[derive(Clone)]
 struct Watched {
-    slot: TokenSlot,
     view: CurrentView,
     /// The address of the token the header came from. The view holds that
     /// token until it sees another, so no later token can have this address
@@ -312,7 +311,7 @@ impl Authorizer {
                 request.headers_mut().insert(AUTHORIZATION, value);
                 Authorized::Ready(None)
             }
-            Ok(Header::Token(slot, cache, token)) => {
+            Ok(Header::Token(cache, token)) => {
                 let current = provider.current_id();
                 if let (Some(destination), true) = (destination.memo, token.credentials == current)
                 {
@@ -322,7 +321,6 @@ impl Authorizer {
                         credentials: current,
                         value: token.header.clone(),
                         token: Some(Watched {
-                            slot,
                             used: address(&Some(token.clone())),
                             view,
                         }),
@@ -355,12 +353,10 @@ impl Authorizer {
         }
         let mut token = None;
         if let Some(watched) = &mut entry.token {
-            let running = self
-                .tokens
-                .cache(watched.slot)
-                .is_some_and(|c| c.is_running());
+            // A refresher that stopped renews the token's identity, so this
+            // one comparison also catches that (see `token::cache`).
             let current = watched.view.load();
-            if !running || address(current) != watched.used {
+            if address(current) != watched.used {
                 return None;
             }
             if self.options.resend_on_expired {
@@ -397,7 +393,7 @@ impl Authorizer {
                 };
                 let cache = self.tokens.cache(slot).ok_or_else(|| missing(scheme))?;
                 Ok(match cache.ready(provider.current_id())? {
-                    Some(token) => Header::Token(slot, cache.clone(), token),
+                    Some(token) => Header::Token(cache.clone(), token),
                     None => Header::Wait(cache.clone()),
                 })
             }
@@ -472,7 +468,7 @@ enum Header {
     /// A value derived from the credentials alone, and which credentials.
     Derived(HeaderValue, CredentialsId),
     /// The cache's current token.
-    Token(TokenSlot, TokenCache, Arc<Current>),
+    Token(TokenCache, Arc<Current>),
     /// No usable token: wait for one.
     Wait(TokenCache),
     /// Read the body, then sign (application scheme).

@@ -242,6 +242,26 @@ pub(crate) struct Current {
 }
 
 impl Current {
+    /// The same token, in a new allocation (so a new identity).
+    fn renewed(&self) -> Self {
+        Self {
+            header: self.header.clone(),
+            credentials: self.credentials,
+            obtained: self.obtained,
+            refresh_at: self.refresh_at,
+            dead_at: self.dead_at,
+            expires_at: self.expires_at,
+            lifetime: self.lifetime,
+            cache: self.cache.clone(),
+        }
+    }
+
+    /// Whether two entries carry the same token (one may be the other
+    /// renewed: see [`Running`]).
+    fn is(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other) || self.header == other.header
+    }
+
     /// The cache this token came from, if it still exists.
     pub(crate) fn cache(&self) -> Option<Arc<Shared>> {
         self.cache.upgrade()
@@ -435,8 +455,7 @@ impl Shared {
         arc_swap::cache::Cache::new(self.current.clone())
     }
 
-    /// Whether the refresher runs (one atomic load): the request path's check.
-    pub(crate) fn is_running(&self) -> bool {
+    fn is_running(&self) -> bool {
         self.alive.load(Ordering::Acquire)
     }
 
@@ -534,7 +553,7 @@ impl Shared {
             let wanted = self.provider.current_id();
             let hard = self.config.hard_cutover;
             if let Some(token) = self.current.load_full() {
-                let fresh = not_this.is_none_or(|t| !Arc::ptr_eq(t, &token));
+                let fresh = not_this.is_none_or(|t| !t.is(&token));
                 if fresh && (token.credentials == wanted || !hard) && token.dead_at > Instant::now()
                 {
                     if token.credentials != wanted {
@@ -580,8 +599,12 @@ impl Shared {
     /// Clears the token a request used, if it is still the current one, and
     /// asks for a new one. Returns whether this call cleared it.
     pub(crate) fn invalidate(&self, token: &Arc<Current>) -> bool {
-        let previous = self.current.compare_and_swap(token, None);
-        let cleared = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, token));
+        let current = self.current.load_full();
+        let Some(held) = current.as_ref().filter(|held| held.is(token)) else {
+            return false;
+        };
+        let previous = self.current.compare_and_swap(held, None);
+        let cleared = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, held));
         if cleared {
             tracing::info!(
                 target: "sinch_auth",
@@ -680,6 +703,15 @@ impl Drop for Running {
         let _driver = lock(&self.shared.driver);
         if self.shared.generation.load(Ordering::Acquire) == self.generation {
             self.shared.alive.store(false, Ordering::Release);
+            // The same token under a new identity: every per-instance view
+            // sees a change and takes the slow path, which starts a new
+            // refresher (and expires the token if its time ran out meanwhile).
+            // So the cached path needs no check of its own that one runs.
+            let current = self.shared.current.load_full();
+            if let Some(token) = current.as_ref() {
+                let renewed = Arc::new(token.renewed());
+                self.shared.current.compare_and_swap(token, Some(renewed));
+            }
         }
     }
 }
