@@ -346,3 +346,42 @@ async fn a_far_future_wall_clock_does_not_stop_the_refresher() {
     let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
     assert_eq!(headers, ["Bearer tok-0", "Bearer tok-1", "Bearer tok-2"]);
 }
+
+#[test]
+fn a_long_lived_service_does_not_send_a_token_that_died_while_no_refresher_ran() {
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_millis(200))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock: sinch_auth::clock::SystemClock,
+        seen: Arc::default(),
+    };
+    // One service for the whole test: it remembers the header it sent last.
+    let mut service = layer.layer(recorder.clone());
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let mut send = |runtime: &tokio::runtime::Runtime| {
+        runtime.block_on(async {
+            service.ready().await.unwrap().call(get(url)).await.unwrap();
+        });
+    };
+    let first = current_thread_runtime();
+    send(&first);
+    send(&first);
+    drop(first);
+    // The token dies while no runtime (so no refresher) exists.
+    std::thread::sleep(Duration::from_millis(300));
+    send(&current_thread_runtime());
+    let seen = recorder.seen.lock().unwrap().clone();
+    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(headers, ["Bearer tok-0", "Bearer tok-0", "Bearer tok-1"]);
+}
