@@ -25,7 +25,13 @@ fn auth_host_with_a_custom_token_source_is_an_error_naming_auth_host() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(error, ConfigError::InvalidSetting { setting: "auth_host", .. }),
+        matches!(
+            error,
+            ConfigError::InvalidSetting {
+                setting: "auth_host",
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("auth_host"), "{error}");
@@ -40,7 +46,13 @@ fn token_client_with_a_custom_token_source_is_an_error_naming_token_client() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(error, ConfigError::InvalidSetting { setting: "token_client", .. }),
+        matches!(
+            error,
+            ConfigError::InvalidSetting {
+                setting: "token_client",
+                ..
+            }
+        ),
         "{error:?}"
     );
 }
