@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
 use crate::error::{AuthError, BoxError};
 
-/// What [`SinchAuth`] needs of a request body.
+/// What [`SinchAuth`](crate::SinchAuth) needs of a request body.
 ///
 /// - [`from_bytes`](Self::from_bytes): the application scheme reads the body to
 ///   hash it, then passes the same bytes on (no second copy).

@@ -127,7 +127,7 @@ impl SinchAuthBuilder {
     }
 
     /// Fails requests to hosts that may not receive credentials with
-    /// [`AuthError::HostNotAllowed`] instead of sending them untouched (the default).
+    /// [`AuthError::HostNotAllowed`](crate::AuthError::HostNotAllowed) instead of sending them untouched (the default).
     pub fn reject_disallowed_hosts(mut self, reject: bool) -> Self {
         self.reject_disallowed = reject;
         self
