@@ -385,3 +385,40 @@ fn a_long_lived_service_does_not_send_a_token_that_died_while_no_refresher_ran()
     let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
     assert_eq!(headers, ["Bearer tok-0", "Bearer tok-0", "Bearer tok-1"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_ahead_asks_for_a_token_that_outlives_the_one_held() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let source = source_fn({
+        let asked = asked.clone();
+        move |request: sinch_auth::token::FetchRequest| {
+            asked
+                .lock()
+                .unwrap()
+                .push((tokio::time::Instant::now(), request.must_outlive()));
+            async { Ok(Token::new("tok", Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock: sinch_auth::clock::SystemClock,
+        seen: Arc::default(),
+    };
+    let service = layer.layer(recorder);
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    service.clone().oneshot(get(url)).await.unwrap();
+    // Past the refresh point (at most 3595 − 359.5 s after the fetch).
+    tokio::time::sleep(Duration::from_secs(3300)).await;
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0].1, None, "a cold start takes any live token");
+    let held_left = Duration::from_secs(3600) - (asked[1].0 - asked[0].0);
+    let must_outlive = asked[1].1.expect("a refresh names what it must outlive");
+    // Longer than the held token's whole remaining life, by the documented
+    // margin: 5 % of its lifetime (180 s here).
+    assert_eq!(must_outlive, held_left + Duration::from_secs(180));
+}
