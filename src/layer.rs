@@ -37,10 +37,12 @@ use tower_service::Service;
 use crate::authorizer::{
     Authorized, Authorizer, Authorizing, BoxFuture, Grant, Memo, Outgoing, Retry, rejected,
 };
-use crate::body::{AuthBody, read_body};
+pub use crate::body::AuthBody;
+use crate::body::read_body;
+pub use crate::builder::SinchAuthBuilder;
 use crate::error::{AuthError, BoxError, ConfigError, ServiceError};
 use crate::routing::Target;
-use crate::{CredentialProvider, Scheme, SinchAuthBuilder};
+use crate::{CredentialProvider, Scheme};
 
 /// Adds Sinch authentication to every request of the service it wraps.
 ///
