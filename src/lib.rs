@@ -151,11 +151,13 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::all)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod authorizer;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+mod body;
+mod builder;
 pub mod clock;
-mod core;
 pub mod credentials;
 pub mod error;
 pub mod host;
@@ -164,6 +166,7 @@ mod observe;
 #[cfg(feature = "reqwest-middleware")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
 pub mod reqwest;
+mod routing;
 pub mod scheme;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -177,8 +180,11 @@ pub mod tls;
 pub mod token;
 pub mod verify;
 
-/// Internal parsers, exposed for the fuzz targets in `fuzz/` and the property
-/// tests that share their invariants. Not part of the API: no stability promise.
+/// Internal parsers, exposed for the fuzz targets in `fuzz/` (built by
+/// `cargo fuzz`, which sets `cfg(fuzzing)`) and the property tests that share
+/// their invariants (which build with `test-util`). Not part of the API: no
+/// stability promise, and absent from ordinary builds.
+#[cfg(any(fuzzing, feature = "test-util"))]
 #[doc(hidden)]
 pub mod __fuzz {
     use std::time::SystemTime;
@@ -211,11 +217,13 @@ pub mod __fuzz {
 
     /// Whether a `www-authenticate` value says the token expired (the 401 rule).
     pub fn mentions_expired(headers: &HeaderMap) -> bool {
-        crate::core::mentions_expired(headers)
+        crate::authorizer::mentions_expired(headers)
     }
 }
 
-pub use crate::core::Scheme;
+pub use crate::body::AuthBody;
+pub use crate::builder::SinchAuthBuilder;
+pub use crate::routing::Scheme;
 pub use credentials::{
     AccessKey, ApplicationCredentials, BasicCredentials, BearerToken, CredentialProvider,
     Credentials, CredentialsBuilder, CredentialsId, EnvCredentials, FileCredentials,
@@ -223,7 +231,7 @@ pub use credentials::{
     RotatingCredentials, ServicePlan, StaticCredentials, WebhookSecrets,
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
-pub use layer::{AuthBody, ResponseFuture, SinchAuth, SinchAuthBuilder, SinchAuthLayer};
+pub use layer::{SinchAuth, SinchAuthFuture, SinchAuthLayer};
 /// The secret wrappers the credential accessors return, so callers need no
 /// direct dependency on `secrecy` to read or build them.
 pub use secrecy::{ExposeSecret, SecretSlice, SecretString};

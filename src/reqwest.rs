@@ -77,12 +77,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use ::reqwest::{Request, Response};
-use http::{Extensions, HeaderMap};
+use bytes::Bytes;
+use http::{Extensions, HeaderMap, Method};
 use reqwest_middleware::{Middleware, Next};
 
-use crate::core::{Core, Plan, Resendable, Target};
+use crate::SinchAuthLayer;
+use crate::authorizer::{Authorized, Authorizer, BoxFuture, Memo, Outgoing, rejected};
 use crate::error::AuthError;
-use crate::{Credentials, SinchAuthLayer};
+use crate::routing::Target;
 
 /// A [`reqwest_middleware::Middleware`] that authenticates requests to Sinch,
 /// backed by the same core as the [`SinchAuthLayer`] it is made from.
@@ -91,13 +93,13 @@ use crate::{Credentials, SinchAuthLayer};
 /// client, what happens to each request and how errors come back.
 #[derive(Clone)]
 pub struct SinchAuthMiddleware {
-    core: Arc<Core>,
+    authorizer: Arc<Authorizer>,
 }
 
 impl fmt::Debug for SinchAuthMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinchAuthMiddleware")
-            .field("core", &self.core)
+            .field("authorizer", &self.authorizer)
             .finish()
     }
 }
@@ -117,7 +119,7 @@ impl SinchAuthMiddleware {
     /// ```
     pub fn new(layer: &SinchAuthLayer) -> Self {
         Self {
-            core: layer.core().clone(),
+            authorizer: layer.authorizer().clone(),
         }
     }
 }
@@ -155,8 +157,24 @@ pub fn auth_error(error: &reqwest_middleware::Error) -> Option<&AuthError> {
     }
 }
 
-impl Resendable for Request {
+impl Outgoing for Request {
     type Copy = Request;
+
+    fn target(&self) -> Target<'_> {
+        Target::from_url(self.url())
+    }
+
+    fn method(&self) -> &Method {
+        Request::method(self)
+    }
+
+    fn path(&self) -> &str {
+        self.url().path()
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        Request::headers(self)
+    }
 
     fn headers_mut(&mut self) -> &mut HeaderMap {
         Request::headers_mut(self)
@@ -169,32 +187,23 @@ impl Resendable for Request {
     fn restore(copy: Self) -> Self {
         copy
     }
+
+    /// The body must already be bytes: a stream cannot be signed.
+    fn read_body(self, limit: usize) -> BoxFuture<Result<(Self, Bytes), AuthError>> {
+        let body = match self.body() {
+            None => Ok(Bytes::new()),
+            Some(body) => match body.as_bytes() {
+                Some(bytes) if bytes.len() > limit => Err(AuthError::BodyTooLarge { limit }),
+                Some(bytes) => Ok(Bytes::copy_from_slice(bytes)),
+                None => Err(AuthError::UnsignableBody),
+            },
+        };
+        Box::pin(std::future::ready(body.map(|body| (self, body))))
+    }
 }
 
 fn fail(error: AuthError) -> reqwest_middleware::Error {
     reqwest_middleware::Error::middleware(error)
-}
-
-/// Signs with the application scheme; the body must already be bytes.
-fn sign(core: &Core, credentials: &Credentials, request: &mut Request) -> Result<(), AuthError> {
-    // Taken out and put back (no allocation), so they can change while the
-    // rest of the request is read.
-    let mut headers = std::mem::take(request.headers_mut());
-    let body = match request.body() {
-        None => Ok(&[][..]),
-        Some(body) => body.as_bytes().ok_or(AuthError::UnsignableBody),
-    };
-    let signed = body.and_then(|body| {
-        core.sign(
-            credentials,
-            request.method(),
-            request.url().path(),
-            &mut headers,
-            body,
-        )
-    });
-    *request.headers_mut() = headers;
-    signed
 }
 
 #[async_trait::async_trait]
@@ -205,29 +214,21 @@ impl Middleware for SinchAuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let core = &*self.core;
-        let plan = core
-            .plan(Target::from_url(request.url()), request.headers())
-            .map_err(fail)?;
-        let replay = match plan {
-            Plan::Skip => None,
-            Plan::Header(value, ticket) => core.authorize(&mut request, value, ticket),
-            Plan::Wait(slot) => core
-                .authorize_when_ready(&mut request, slot)
-                .await
-                .map_err(fail)?,
-            Plan::Sign(credentials) => {
-                sign(core, &credentials, &mut request).map_err(fail)?;
-                None
-            }
+        let (request, grant) = match self
+            .authorizer
+            .authorize(&mut Memo::default(), &mut request)
+        {
+            Authorized::Ready(grant) => (request, grant),
+            Authorized::Failed(error) => return Err(fail(error)),
+            Authorized::Later(later) => later.run(request).await.map_err(fail)?,
         };
-        let Some(replay) = replay else {
+        let Some(mut grant) = grant else {
             return next.run(request, extensions).await;
         };
         let response = next.clone().run(request, &mut *extensions).await?;
-        match core.resend_after(replay, response.status(), response.headers()) {
-            Some(resend) => {
-                let request = core.reauthorize(resend).await.map_err(fail)?;
+        match rejected(&mut grant, response.status(), response.headers()) {
+            Some(retry) => {
+                let request: Request = retry.request().await.map_err(fail)?;
                 next.run(request, extensions).await
             }
             None => Ok(response),

@@ -8,7 +8,7 @@ mod common;
 use common::{Capture, get};
 use http::header::AUTHORIZATION;
 use proptest::prelude::*;
-use sinch_auth::token::OAuth2;
+use sinch_auth::token::OAuth2Source;
 use sinch_auth::{AccessKey, ConfigError, Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
 use tower::{Layer, ServiceExt};
 
@@ -208,7 +208,7 @@ fn token_host_userinfo_never_appears_in_debug() {
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(!debug.contains("user:"), "{debug}");
     assert!(debug.contains("auth.sinch.com"), "{debug}");
-    let source = OAuth2::new()
+    let source = OAuth2Source::new()
         .auth_host("https://user:hunter2@auth.sinch.com")
         .unwrap();
     assert!(!format!("{source:?}").contains("hunter2"));

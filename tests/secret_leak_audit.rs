@@ -37,7 +37,8 @@ use sinch_auth::clock::{Clock, ManualClock, SystemClock};
 use sinch_auth::scheme::{application, rtc};
 use sinch_auth::testkit::{SinchStandIn, TokenFailure};
 use sinch_auth::token::{
-    FetchRequest, OAuth2, RefreshConfig, SelfSignedJwt, StoreKey, Token, TokenHttpClient, source_fn,
+    FetchRequest, OAuth2Source, RefreshConfig, SelfSignedJwt, StoreKey, Token, TokenHttpClient,
+    source_fn,
 };
 use sinch_auth::verify::{
     ApplicationVerifier, Freshness, NumbersVerifier, Verifier, VerifyLayer, WebhookVerifier,
@@ -362,7 +363,7 @@ async fn token_endpoint_failures(audit: &mut Audit) {
     }
     // What OAuth2 itself returns, without the layer in between.
     sinch.fail_next_token_requests(1, echo(StatusCode::UNAUTHORIZED));
-    let source = OAuth2::new().auth_host(&sinch.url()).unwrap();
+    let source = OAuth2Source::new().auth_host(&sinch.url()).unwrap();
     audit.debug("OAuth2", &source);
     let request = FetchRequest::new(Arc::new(credentials(KEY_SECRET_1)), None);
     audit.debug("FetchRequest", &request);

@@ -1,18 +1,27 @@
 //! The token cache and its background refresher.
 //!
-//! One cache per token source. The current token sits in an `ArcSwapOption` as
-//! a ready-made `Authorization` value: a request loads it without a lock,
-//! clones the `HeaderValue` (a reference-count bump, no allocation) and goes.
+//! One cache per token source. The current token sits in one `ArcSwapOption`
+//! as a ready-made `Authorization` value with its normalised lifetime: a
+//! request loads it without a lock, clones the `HeaderValue` (a
+//! reference-count bump, no allocation) and goes. "Is the token I used still
+//! the current one" is pointer identity with it; there is no second copy.
 //!
 //! One task per cache owns every fetch, so fetches are single-flight by
 //! construction. It sleeps until the next refresh, the current token's
-//! expiry, a command (refresh now, credentials rotated) or the drop of the
-//! last handle, whichever comes first. Requests never wait for it unless no
-//! usable token exists (cold start, expiry, 401-`expired`, hard cut-over).
+//! expiry, a command (refresh now, credentials rotated, a request waits) or
+//! the drop of the last handle, whichever comes first. Requests never wait
+//! for it unless no usable token exists (cold start, expiry, 401-`expired`,
+//! hard cut-over).
+//!
+//! The task lives on the runtime of the request that started it. If that
+//! runtime shuts down, the next request starts another on its own runtime
+//! (the token is the state, so nothing is lost); if that runtime sits idle, a
+//! waiting request notices the refresher no longer answers and starts one on
+//! its runtime in its place.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -23,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{FetchRequest, Token, TokenSource};
-use crate::clock::{Clock, unix_seconds};
+use crate::clock::Clock;
 use crate::error::{AuthError, FetchError};
 use crate::observe;
 use crate::{CredentialProvider, CredentialsId, scheme};
@@ -46,7 +55,14 @@ use crate::{CredentialProvider, CredentialsId, scheme};
 /// | [`hard_cutover`](Self::hard_cutover) | off | on rotation, requests wait for a token from the new credentials instead of using the old one meanwhile |
 ///
 /// While a token is still usable, a failing refresh never displaces it; retries
-/// are spaced so that several happen before it expires.
+/// are spaced so that several happen before it expires. Once none is usable
+/// and requests wait, the endpoint is retried after a uniform random delay
+/// below 1 s, so the first request after it recovers goes through within
+/// about a second. Every attempt stays within the auth gateway's bucket (30
+/// at once, 10 per second). A token shared through a
+/// [`TokenStore`](crate::token::TokenStore) must outlive the one the asking
+/// process holds by 5 % of its lifetime, at least 1 s
+/// ([`FetchRequest::must_outlive`](crate::token::FetchRequest::must_outlive)).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RefreshConfig {
@@ -154,8 +170,10 @@ impl RefreshConfig {
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// `at + by`, saturating at [`FAR_FUTURE`] (adding to an `Instant` panics on overflow).
-fn later(at: Instant, by: Duration) -> Instant {
-    at.checked_add(by).unwrap_or_else(|| at + FAR_FUTURE)
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by)
+        .or_else(|| at.checked_add(FAR_FUTURE))
+        .unwrap_or(at)
 }
 
 /// A ratio setting in `[0, max]`; NaN counts as 0.
@@ -197,24 +215,121 @@ pub(crate) fn jwt_expiry(token: &str) -> Option<u64> {
     })
 }
 
-/// Which token a request carried, so a 401 can clear exactly that one.
+/// Which of the layer's token caches a request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TokenTicket {
-    pub(crate) token_id: u64,
+pub(crate) enum TokenSlot {
+    /// [`Scheme::OAuth2`](crate::Scheme::OAuth2): the OAuth2 fetch or a custom source.
+    OAuth2,
+    /// [`Scheme::SelfSignedJwt`](crate::Scheme::SelfSignedJwt).
+    Jwt,
 }
 
-/// What a request finds in the cache.
-pub(crate) enum Lookup {
-    /// A usable token, and the credentials it came from.
-    Ready(HeaderValue, TokenTicket, CredentialsId),
-    /// Nothing usable: the request has to wait.
-    Wait,
+/// The token requests use, as a ready-made `Authorization` value, with its
+/// lifetime normalised once, when it entered: when it must be refreshed and
+/// when it is dead. Requests hold an `Arc` of it as their ticket: "still
+/// the current token" is pointer identity with what the cache holds.
+pub(crate) struct Current {
+    pub(crate) header: HeaderValue,
+    pub(crate) credentials: CredentialsId,
+    obtained: Instant,
+    refresh_at: Instant,
+    /// It stops being used here (its stated expiry less the skew).
+    dead_at: Instant,
+    /// Its stated expiry.
+    expires_at: Instant,
+    lifetime: Duration,
+    /// The cache it came from, for the 401-`expired` rule.
+    cache: Weak<Shared>,
 }
 
-struct Cached {
-    header: HeaderValue,
-    id: u64,
-    credentials: CredentialsId,
+impl Current {
+    /// The same token, in a new allocation (so a new identity).
+    fn renewed(&self) -> Self {
+        Self {
+            header: self.header.clone(),
+            credentials: self.credentials,
+            obtained: self.obtained,
+            refresh_at: self.refresh_at,
+            dead_at: self.dead_at,
+            expires_at: self.expires_at,
+            lifetime: self.lifetime,
+            cache: self.cache.clone(),
+        }
+    }
+
+    /// Whether two entries carry the same token (one may be the other
+    /// renewed: see [`Running`]).
+    fn is(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other) || self.header == other.header
+    }
+
+    /// The cache this token came from, if it still exists.
+    pub(crate) fn cache(&self) -> Option<Arc<Shared>> {
+        self.cache.upgrade()
+    }
+
+    /// What a store must beat to be taken instead of fetching: the time
+    /// this token has left to its stated expiry, plus [`outlive_margin`].
+    fn must_outlive(&self, now: Instant) -> Duration {
+        self.expires_at
+            .saturating_duration_since(now)
+            .saturating_add(outlive_margin(self.lifetime))
+    }
+}
+
+/// The one margin by which a token shared between processes must outlive
+/// the one the asking process holds: 5 % of that token's lifetime, at least
+/// one second. Stores count remaining life from their own records (a TTL,
+/// a clock a few milliseconds off), so "longer than mine" alone could hand
+/// a process refreshing ahead its own token back; this much longer cannot.
+fn outlive_margin(lifetime: Duration) -> Duration {
+    (lifetime / 20).max(Duration::from_secs(1))
+}
+
+impl fmt::Debug for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Current")
+            .field("lifetime", &self.lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// While requests wait for a token, the endpoint is retried after a
+/// uniformly random delay below this (full jitter), so the first request
+/// after it recovers goes through within about this long.
+const WAITING_RETRY: Duration = Duration::from_secs(1);
+
+/// A waiting request pings the refresher this often; a refresher that
+/// answered none of the last ping sits on a runtime nobody drives, and a
+/// refresher on the waiter's runtime takes over.
+const STALL_CHECK: Duration = Duration::from_millis(250);
+
+/// Fetch attempts of one cache stay within the auth gateway's bucket:
+/// bursts of 30, 10 per second.
+const BUCKET_BURST: f64 = 30.0;
+const BUCKET_RATE: f64 = 10.0;
+
+/// A token bucket for fetch attempts, kept across refresher restarts.
+struct Bucket {
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl Bucket {
+    /// Takes one attempt; returns how long to hold off first (zero if one is left).
+    fn take(&mut self, now: Instant) -> Duration {
+        let elapsed = self
+            .at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * BUCKET_RATE).min(BUCKET_BURST);
+        self.at = Some(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / BUCKET_RATE)
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -228,40 +343,73 @@ enum Command {
     Refresh,
     /// The provider's credentials changed: fetch again now.
     Rotated,
+    /// A request waits for a token (or checks that the refresher is alive).
+    Wake,
 }
 
-struct Shared {
-    current: ArcSwapOption<Cached>,
+/// What the cache handles and the refresher share.
+pub(crate) struct Shared {
+    /// The single source of truth for the token.
+    current: Arc<ArcSwapOption<Current>>,
     status: watch::Sender<Status>,
     source: Arc<dyn TokenSource>,
     provider: Arc<dyn CredentialProvider>,
     clock: Arc<dyn Clock>,
     config: RefreshConfig,
     rotation_requested: AtomicU64,
-    next_token_id: AtomicU64,
-    /// The id of the token in `current` (0: none), for one-load checks.
-    current_id: AtomicU64,
+    /// Requests waiting for a token.
+    waiting: AtomicUsize,
+    /// Commands the refresher handled: its pulse.
+    beats: AtomicU64,
+    /// A refresher task exists on a runtime that has not shut down.
+    alive: AtomicBool,
+    /// The refresher that counts; older ones stop when they see it changed.
+    generation: AtomicU64,
+    /// The channel to the refresher that counts; `None` once the last
+    /// handle is gone (and nothing may start a refresher any more).
+    driver: Mutex<Driver>,
+    bucket: Mutex<Bucket>,
 }
 
-struct Handle {
-    shared: Arc<Shared>,
-    commands: mpsc::UnboundedSender<Command>,
-    started: AtomicBool,
-    pending: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+struct Driver {
+    commands: Option<mpsc::UnboundedSender<Command>>,
+    closed: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A token cache with its background refresher. Clones share both; the
 /// refresher ends when the last clone is dropped.
 #[derive(Clone)]
 pub(crate) struct TokenCache {
-    inner: Arc<Handle>,
+    handle: Arc<Handle>,
+}
+
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let mut driver = lock(&self.0.driver);
+        driver.closed = true;
+        driver.commands = None;
+    }
+}
+
+impl std::ops::Deref for TokenCache {
+    type Target = Arc<Shared>;
+
+    fn deref(&self) -> &Arc<Shared> {
+        &self.handle.0
+    }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("source", &self.inner.shared.source.name())
-            .field("has_token", &self.inner.shared.current.load().is_some())
+            .field("source", &self.source.name())
+            .field("has_token", &self.current.load().is_some())
             .finish()
     }
 }
@@ -275,114 +423,153 @@ impl TokenCache {
         clock: Arc<dyn Clock>,
         config: RefreshConfig,
     ) -> Self {
-        let (commands, receiver) = mpsc::unbounded_channel();
         let (status, _) = watch::channel(Status::default());
         Self {
-            inner: Arc::new(Handle {
-                shared: Arc::new(Shared {
-                    current: ArcSwapOption::empty(),
-                    status,
-                    source,
-                    provider,
-                    clock,
-                    config,
-                    rotation_requested: AtomicU64::new(0),
-                    next_token_id: AtomicU64::new(1),
-                    current_id: AtomicU64::new(0),
+            handle: Arc::new(Handle(Arc::new(Shared {
+                current: Arc::new(ArcSwapOption::empty()),
+                status,
+                source,
+                provider,
+                clock,
+                config,
+                rotation_requested: AtomicU64::new(0),
+                waiting: AtomicUsize::new(0),
+                beats: AtomicU64::new(0),
+                alive: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+                driver: Mutex::new(Driver {
+                    commands: None,
+                    closed: false,
                 }),
-                commands,
-                started: AtomicBool::new(false),
-                pending: Mutex::new(Some(receiver)),
-            }),
+                bucket: Mutex::new(Bucket {
+                    tokens: BUCKET_BURST,
+                    at: None,
+                }),
+            }))),
         }
     }
+}
 
-    fn ensure_started(&self) -> Result<(), AuthError> {
-        if self.inner.started.load(Ordering::Acquire) {
-            return if self.inner.commands.is_closed() {
-                Err(AuthError::RefresherStopped)
-            } else {
-                Ok(())
-            };
+impl Shared {
+    /// A per-instance view of the current token, revalidated by one atomic load.
+    pub(crate) fn watch(&self) -> CurrentView {
+        arc_swap::cache::Cache::new(self.current.clone())
+    }
+
+    fn is_running(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Makes sure a refresher runs; starts one on this runtime if the last
+    /// one's runtime shut down (or none ever started).
+    pub(crate) fn ensure_running(self: &Arc<Self>) -> Result<(), AuthError> {
+        if self.is_running() {
+            return Ok(());
         }
-        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(receiver) = pending.take() {
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                *pending = Some(receiver);
-                return Err(AuthError::NoRuntime);
-            };
-            let shared = self.inner.shared.clone();
-            runtime.spawn(run(shared, receiver));
-            self.inner.started.store(true, Ordering::Release);
+        self.start(false)
+    }
+
+    /// Starts a refresher on the current runtime: when none runs, or with
+    /// `take_over`, in place of one that stopped answering.
+    fn start(self: &Arc<Self>, take_over: bool) -> Result<(), AuthError> {
+        let mut driver = lock(&self.driver);
+        if driver.closed {
+            return Err(AuthError::RefresherStopped);
         }
+        if self.alive.load(Ordering::Acquire) && !take_over {
+            return Ok(());
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(AuthError::NoRuntime);
+        };
+        // A token whose time ran out while no refresher watched is not served.
+        self.expire_if_dead();
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let (commands, receiver) = mpsc::unbounded_channel();
+        driver.commands = Some(commands);
+        self.alive.store(true, Ordering::Release);
+        if take_over {
+            tracing::warn!(
+                target: "sinch_auth",
+                source = self.source.name(),
+                "token refresher does not answer (its runtime is idle); a new one takes over on this runtime"
+            );
+        }
+        runtime.spawn(run(self.clone(), receiver, generation));
         Ok(())
     }
 
-    /// The request path: the current token if one is usable. No lock, no allocation.
-    pub(crate) fn lookup(&self, credentials: CredentialsId) -> Result<Lookup, AuthError> {
-        self.ensure_started()?;
-        let shared = &self.inner.shared;
-        let current = shared.current.load();
-        if let Some(cached) = current.as_ref() {
-            let ticket = TokenTicket {
-                token_id: cached.id,
-            };
-            if cached.credentials != credentials {
-                self.rotated(credentials);
-                if shared.config.hard_cutover {
-                    return Ok(Lookup::Wait);
-                }
-            }
-            return Ok(Lookup::Ready(
-                cached.header.clone(),
-                ticket,
-                cached.credentials,
-            ));
+    fn send(&self, command: Command) {
+        if let Some(commands) = &lock(&self.driver).commands {
+            let _ = commands.send(command);
         }
-        Ok(Lookup::Wait)
     }
 
-    fn rotated(&self, to: CredentialsId) {
-        let shared = &self.inner.shared;
-        if shared.rotation_requested.swap(to.raw(), Ordering::AcqRel) != to.raw() {
-            let _ = self.inner.commands.send(Command::Rotated);
+    /// The current token for a request from `credentials`, if one is
+    /// usable: `(header, token)`. No lock, no allocation.
+    pub(crate) fn ready(
+        self: &Arc<Self>,
+        credentials: CredentialsId,
+    ) -> Result<Option<Arc<Current>>, AuthError> {
+        self.ensure_running()?;
+        let current = self.current.load_full();
+        if let Some(token) = &current {
+            if token.credentials != credentials {
+                self.rotated(credentials);
+                if self.config.hard_cutover {
+                    return Ok(None);
+                }
+            }
         }
+        Ok(current)
+    }
+
+    pub(crate) fn rotated(&self, to: CredentialsId) {
+        if self.rotation_requested.swap(to.raw(), Ordering::AcqRel) != to.raw() {
+            self.send(Command::Rotated);
+        }
+    }
+
+    /// The source's name, for logs and metrics.
+    pub(crate) fn source_name(&self) -> &'static str {
+        self.source.name()
     }
 
     /// Waits (bounded by the wait timeout) for a usable token; with
     /// `not_this`, for one other than the token a 401 was answered to.
     pub(crate) async fn wait(
-        &self,
-        not_this: Option<TokenTicket>,
-    ) -> Result<(HeaderValue, TokenTicket), AuthError> {
-        self.ensure_started()?;
-        let shared = &self.inner.shared;
+        self: &Arc<Self>,
+        not_this: Option<&Arc<Current>>,
+    ) -> Result<Arc<Current>, AuthError> {
+        self.ensure_running()?;
         tracing::debug!(
             target: "sinch_auth",
-            source = shared.source.name(),
+            source = self.source.name(),
             after_401 = not_this.is_some(),
             "request waits for a token"
         );
+        let _waiting = Waiting::new(&self.waiting);
         let started = Instant::now();
-        let deadline = later(started, shared.config.wait_timeout);
-        let mut status = shared.status.subscribe();
+        let deadline = later(started, self.config.wait_timeout);
+        let mut status = self.status.subscribe();
+        self.send(Command::Wake);
+        let mut pulse = self.beats.load(Ordering::Acquire);
+        let mut check = later(started, STALL_CHECK);
         loop {
-            let wanted = shared.provider.current_id();
-            let hard = shared.config.hard_cutover;
-            if let Some(cached) = shared.current.load().as_ref() {
-                let fresh = not_this.is_none_or(|t| t.token_id != cached.id);
-                if fresh && (cached.credentials == wanted || !hard) {
-                    if cached.credentials != wanted {
+            let wanted = self.provider.current_id();
+            let hard = self.config.hard_cutover;
+            if let Some(token) = self.current.load_full() {
+                let fresh = not_this.is_none_or(|t| !t.is(&token));
+                if fresh && (token.credentials == wanted || !hard) && token.dead_at > Instant::now()
+                {
+                    if token.credentials != wanted {
                         self.rotated(wanted);
                     }
-                    let ticket = TokenTicket {
-                        token_id: cached.id,
-                    };
-                    return Ok((cached.header.clone(), ticket));
+                    return Ok(token);
                 }
-            }
-            if cached_is_foreign(shared, wanted) {
-                self.rotated(wanted);
+                if token.credentials != wanted {
+                    self.rotated(wanted);
+                }
             }
             let last = status.borrow_and_update().clone();
             if let Some((error, for_credentials)) = &last.last_error {
@@ -393,71 +580,146 @@ impl TokenCache {
                     return Err(AuthError::TokenFetch(error.clone()));
                 }
             }
-            if self.inner.commands.is_closed() {
-                return Err(AuthError::RefresherStopped);
-            }
-            match tokio::time::timeout_at(deadline, status.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(AuthError::RefresherStopped),
-                Err(_) => {
+            self.ensure_running()?;
+            match tokio::time::timeout_at(deadline.min(check), status.changed()).await {
+                Ok(_) => {}
+                Err(_) if Instant::now() >= deadline => {
                     return Err(AuthError::TokenUnavailable {
                         waited: started.elapsed(),
                         cause: last.last_error.map(|(e, _)| e),
                     });
                 }
+                Err(_) => {
+                    let beats = self.beats.load(Ordering::Acquire);
+                    if beats == pulse {
+                        self.start(true)?;
+                    }
+                    pulse = self.beats.load(Ordering::Acquire);
+                    self.send(Command::Wake);
+                    check = later(Instant::now(), STALL_CHECK);
+                }
             }
         }
     }
 
-    /// Whether the token a request used is still the one to use (and the
-    /// refresher still runs). One atomic load each.
-    pub(crate) fn is_current(&self, ticket: TokenTicket) -> bool {
-        self.inner.shared.current_id.load(Ordering::Acquire) == ticket.token_id
-            && !self.inner.commands.is_closed()
-    }
-
     /// Clears the token a request used, if it is still the current one, and
     /// asks for a new one. Returns whether this call cleared it.
-    pub(crate) fn invalidate(&self, ticket: TokenTicket) -> bool {
-        let shared = &self.inner.shared;
-        let current = shared.current.load();
-        let Some(cached) = current.as_ref() else {
+    pub(crate) fn invalidate(&self, token: &Arc<Current>) -> bool {
+        let current = self.current.load_full();
+        let Some(held) = current.as_ref().filter(|held| held.is(token)) else {
             return false;
         };
-        if cached.id != ticket.token_id {
-            return false;
-        }
-        let previous = shared.current.compare_and_swap(&*current, None);
-        let cleared = previous.as_ref().is_some_and(|p| p.id == ticket.token_id);
+        let previous = self.current.compare_and_swap(held, None);
+        let cleared = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, held));
         if cleared {
             tracing::info!(
                 target: "sinch_auth",
-                source = shared.source.name(),
-                token_id = ticket.token_id,
+                source = self.source.name(),
                 "token rejected as expired by the API; cleared, refetching"
             );
-            let _ = self.inner.commands.send(Command::Refresh);
+            self.status.send_modify(|s| s.version += 1);
+            self.send(Command::Refresh);
         }
         cleared
     }
 
-    /// The source's name, for logs and metrics.
-    pub(crate) fn source_name(&self) -> &'static str {
-        self.inner.shared.source.name()
+    /// Stops serving the current token if its time is up.
+    fn expire_if_dead(&self) {
+        let current = self.current.load_full();
+        if let Some(token) = current.as_ref().filter(|t| t.dead_at <= Instant::now()) {
+            let previous = self.current.compare_and_swap(token, None);
+            if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, token)) {
+                tracing::warn!(
+                    target: "sinch_auth",
+                    source = self.source.name(),
+                    "token expired before a refresh succeeded; requests will wait"
+                );
+                self.status.send_modify(|s| s.version += 1);
+            }
+        }
     }
 
-    #[cfg(test)]
-    fn current_id(&self) -> Option<u64> {
-        self.inner.shared.current.load().as_ref().map(|c| c.id)
+    /// Stores a fresh token, its lifetime normalised once, here.
+    fn publish(
+        self: &Arc<Self>,
+        token: &Token,
+        credentials: CredentialsId,
+        now: Instant,
+    ) -> Result<Arc<Current>, FetchError> {
+        let value = token.value().expose_secret();
+        let lifetime = token
+            .life_at(self.clock.now())
+            .min(self.config.max_lifetime);
+        if lifetime.is_zero() {
+            return Err(FetchError::MalformedResponse {
+                reason: "token is already expired",
+            });
+        }
+        let header = scheme::bearer(value).map_err(|_| FetchError::MalformedResponse {
+            reason: "access_token contains characters not allowed in a header",
+        })?;
+        let (usable_for, refresh_after) = self.config.schedule(lifetime, fastrand::f64());
+        let current = Arc::new(Current {
+            header: scheme::warm(header),
+            credentials,
+            obtained: now,
+            refresh_at: later(now, refresh_after),
+            dead_at: later(now, usable_for),
+            expires_at: later(now, lifetime),
+            lifetime,
+            cache: Arc::downgrade(self),
+        });
+        self.current.store(Some(current.clone()));
+        self.status.send_modify(|s| {
+            s.version += 1;
+            s.last_error = None;
+        });
+        Ok(current)
     }
 }
 
-fn cached_is_foreign(shared: &Shared, wanted: CredentialsId) -> bool {
-    shared
-        .current
-        .load()
-        .as_ref()
-        .is_some_and(|c| c.credentials != wanted)
+/// A per-instance view of a cache's current token (see [`Shared::watch`]).
+pub(crate) type CurrentView =
+    arc_swap::cache::Cache<Arc<ArcSwapOption<Current>>, Option<Arc<Current>>>;
+
+/// Counts a request as waiting while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks the refresher gone when its task ends, or is dropped with its runtime.
+struct Running {
+    shared: Arc<Shared>,
+    generation: u64,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _driver = lock(&self.shared.driver);
+        if self.shared.generation.load(Ordering::Acquire) == self.generation {
+            self.shared.alive.store(false, Ordering::Release);
+            // The same token under a new identity: every per-instance view
+            // sees a change and takes the slow path, which starts a new
+            // refresher (and expires the token if its time ran out meanwhile).
+            // So the cached path needs no check of its own that one runs.
+            let current = self.shared.current.load_full();
+            if let Some(token) = current.as_ref() {
+                let renewed = Arc::new(token.renewed());
+                self.shared.current.compare_and_swap(token, Some(renewed));
+            }
+        }
+    }
 }
 
 /// Waits for a change of credentials, or forever if the provider cannot announce them.
@@ -479,8 +741,18 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// The refresher. Ends when every handle is gone (the command channel closes).
-async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+/// When the current token dies, if there is one.
+fn dead_at(shared: &Shared) -> Option<Instant> {
+    shared.current.load().as_ref().map(|t| t.dead_at)
+}
+
+/// The refresher. Ends when every handle is gone (the command channel
+/// closes), when a newer refresher took over, or with its runtime.
+async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>, generation: u64) {
+    let _running = Running {
+        shared: shared.clone(),
+        generation,
+    };
     let name = shared.source.name();
     tracing::debug!(target: "sinch_auth", source = name, "token refresher started");
     let config = shared.config.clone();
@@ -488,43 +760,61 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
     if let Some(receiver) = &mut changes {
         receiver.mark_unchanged();
     }
-    let mut next_fetch = Instant::now();
-    let mut expiry: Option<(Instant, u64)> = None;
+    let superseded = || shared.generation.load(Ordering::Acquire) != generation;
+    // Picks up where an earlier refresher left off: the token is the state.
+    let mut held = shared.current.load_full();
+    let mut next_fetch = match &held {
+        Some(token) if token.credentials == shared.provider.current_id() => token.refresh_at,
+        _ => Instant::now(),
+    };
+    let mut last_success = held.as_ref().map(|t| t.obtained);
     let mut failures: u32 = 0;
-    let mut last_success: Option<Instant> = None;
-    // When the last token stops being used, and for which credentials: after
-    // a rotation it says nothing about tokens for the new ones.
-    let mut held_until: Option<(std::time::SystemTime, CredentialsId)> = None;
+    // No attempt before this: the endpoint's `Retry-After`.
+    let mut not_before: Option<Instant> = None;
 
     loop {
+        if superseded() {
+            break;
+        }
         tokio::select! {
             biased;
-            command = commands.recv() => match command {
-                None => break,
-                Some(Command::Refresh) => {
-                    let now = Instant::now();
-                    let earliest = last_success.map_or(now, |t| later(t, config.min_forced_interval).max(now));
-                    next_fetch = next_fetch.min(earliest);
+            command = commands.recv() => {
+                shared.beats.fetch_add(1, Ordering::AcqRel);
+                let now = Instant::now();
+                match command {
+                    None => break,
+                    Some(Command::Refresh) => {
+                        let earliest = last_success.map_or(now, |t| later(t, config.min_forced_interval).max(now));
+                        next_fetch = next_fetch.min(earliest.max(not_before.unwrap_or(now)));
+                    }
+                    Some(Command::Rotated) => next_fetch = now,
+                    Some(Command::Wake) => {
+                        if shared.current.load().is_none() {
+                            let soon = later(now, waiting_delay(&config));
+                            next_fetch = next_fetch.min(soon.max(not_before.unwrap_or(now)));
+                        }
+                    }
                 }
-                Some(Command::Rotated) => next_fetch = Instant::now(),
-            },
+            }
             () = credentials_changed(&mut changes) => {
                 tracing::info!(target: "sinch_auth", source = name, "credentials rotated; refetching token");
                 next_fetch = Instant::now();
             }
-            () = sleep_until_opt(expiry.map(|(at, _)| at)) => {
-                if let Some((_, id)) = expiry.take() {
-                    expire(&shared, id);
-                }
-            }
+            () = sleep_until_opt(dead_at(&shared)) => shared.expire_if_dead(),
             () = tokio::time::sleep_until(next_fetch) => {
+                let hold = lock(&shared.bucket).take(Instant::now());
+                if !hold.is_zero() {
+                    next_fetch = later(Instant::now(), hold);
+                    continue;
+                }
                 let credentials = shared.provider.credentials();
                 let started = Instant::now();
                 tracing::debug!(target: "sinch_auth", source = name, attempt = failures + 1, "fetching token");
                 let attempt = observe::FetchAttempt::start(name, failures + 1);
-                let must_outlive = held_until
-                    .filter(|(_, id)| *id == credentials.id())
-                    .map(|(until, _)| until.duration_since(shared.clock.now()).unwrap_or_default());
+                let must_outlive = held
+                    .as_ref()
+                    .filter(|t| t.credentials == credentials.id())
+                    .map(|t| t.must_outlive(started));
                 let request = FetchRequest::new(credentials.clone(), must_outlive);
                 let fetch = tokio::time::timeout(config.fetch_timeout, attempt.instrument(shared.source.fetch(request)));
                 tokio::pin!(fetch);
@@ -533,39 +823,33 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         biased;
                         command = commands.recv() => {
                             // A fetch is already under way: later commands fold into it.
-                            if command.is_none() {
+                            shared.beats.fetch_add(1, Ordering::AcqRel);
+                            if command.is_none() || superseded() {
                                 tracing::debug!(target: "sinch_auth", source = name, "token refresher stopped");
                                 return;
                             }
                         }
-                        () = sleep_until_opt(expiry.map(|(at, _)| at)) => {
-                            if let Some((_, id)) = expiry.take() {
-                                expire(&shared, id);
-                            }
-                        }
+                        () = sleep_until_opt(dead_at(&shared)) => shared.expire_if_dead(),
                         result = &mut fetch => break result.unwrap_or(Err(FetchError::Timeout(config.fetch_timeout))),
                     }
                 };
                 let now = Instant::now();
-                let result = outcome.and_then(|token| publish(&shared, &token, credentials.id()));
-                match result {
-                    Ok((id, usable_for, refresh_after)) => {
+                match outcome.and_then(|token| shared.publish(&token, credentials.id(), now)) {
+                    Ok(token) => {
                         failures = 0;
+                        not_before = None;
                         last_success = Some(now);
-                        expiry = Some((later(now, usable_for), id));
-                        let wall = shared.clock.now();
-                        let until = wall.checked_add(usable_for).unwrap_or(wall + FAR_FUTURE);
-                        held_until = Some((until, credentials.id()));
-                        next_fetch = later(now, refresh_after);
-                        attempt.succeeded(usable_for);
+                        next_fetch = token.refresh_at;
+                        attempt.succeeded(token.dead_at.saturating_duration_since(now));
                         tracing::info!(
                             target: "sinch_auth",
                             source = name,
                             latency_ms = started.elapsed().as_millis() as u64,
-                            usable_for_s = usable_for.as_secs(),
-                            refresh_in_s = refresh_after.as_secs(),
+                            usable_for_s = token.dead_at.saturating_duration_since(now).as_secs(),
+                            refresh_in_s = token.refresh_at.saturating_duration_since(now).as_secs(),
                             "token obtained"
                         );
+                        held = Some(token);
                     }
                     Err(error) => {
                         failures = failures.saturating_add(1);
@@ -574,15 +858,21 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                             _ => None,
                         };
                         let mut delay = config.backoff(failures, retry_after, fastrand::f64());
-                        // While the old token still works, retry well before it stops.
-                        if let Some((until, _)) = expiry {
-                            let half_left = until.saturating_duration_since(now) / 2;
-                            if retry_after.is_none() && half_left > Duration::ZERO {
-                                delay = delay.min(half_left.max(config.backoff_base / 10));
+                        if retry_after.is_none() {
+                            if let Some(left) = dead_at(&shared).map(|at| at.saturating_duration_since(now)) {
+                                // While the old token still works, retry well before it stops.
+                                if !left.is_zero() {
+                                    delay = delay.min((left / 2).max(config.backoff_base / 10));
+                                }
+                            } else if shared.waiting.load(Ordering::Acquire) > 0 {
+                                // Requests are waiting: retry often, so the first one after
+                                // the endpoint recovers gets through.
+                                delay = delay.min(waiting_delay(&config));
                             }
                         }
                         next_fetch = later(now, delay);
-                        attempt.failed(&error, delay, expiry.map(|(at, _)| at));
+                        not_before = retry_after.map(|_| next_fetch);
+                        attempt.failed(&error, delay, dead_at(&shared));
                         tracing::warn!(
                             target: "sinch_auth",
                             source = name,
@@ -590,7 +880,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                             status = error.status().map(|s| s.as_u16()),
                             sinch_error = error.sinch_error(),
                             retry_in_ms = delay.as_millis() as u64,
-                            still_serving_old_token = expiry.is_some(),
+                            still_serving_old_token = shared.current.load().is_some(),
                             error = %error,
                             "token fetch failed"
                         );
@@ -609,67 +899,10 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
     tracing::debug!(target: "sinch_auth", source = name, "token refresher stopped");
 }
 
-/// Stores a fresh token; returns its id, how long it is usable and when to refresh it.
-fn publish(
-    shared: &Shared,
-    token: &Token,
-    credentials: CredentialsId,
-) -> Result<(u64, Duration, Duration), FetchError> {
-    let value = token.value().expose_secret();
-    let mut lifetime = token.expires_in();
-    if let Some(exp) = jwt_expiry(value) {
-        match exp.saturating_sub(unix_seconds(shared.clock.now())) {
-            // The source vouches for `expires_in`, yet by our wall clock `exp`
-            // has passed: our clock runs ahead of the issuer's (or just
-            // jumped). Rejecting would fail every fetch until the clock is
-            // fixed; trusting `expires_in` costs at most a 401 `expired`,
-            // which refetches.
-            0 => tracing::warn!(
-                target: "sinch_auth",
-                source = shared.source.name(),
-                "token's exp is already past by the local clock; using expires_in (is the clock ahead?)"
-            ),
-            left => lifetime = lifetime.min(Duration::from_secs(left)),
-        }
-    }
-    if lifetime.is_zero() {
-        return Err(FetchError::MalformedResponse {
-            reason: "token is already expired",
-        });
-    }
-    let header = scheme::bearer(value).map_err(|_| FetchError::MalformedResponse {
-        reason: "access_token contains characters not allowed in a header",
-    })?;
-    let (usable_for, refresh_after) = shared.config.schedule(lifetime, fastrand::f64());
-    let id = shared.next_token_id.fetch_add(1, Ordering::Relaxed);
-    shared.current.store(Some(Arc::new(Cached {
-        header: scheme::warm(header),
-        id,
-        credentials,
-    })));
-    shared.current_id.store(id, Ordering::Release);
-    shared.status.send_modify(|s| {
-        s.version += 1;
-        s.last_error = None;
-    });
-    Ok((id, usable_for, refresh_after))
-}
-
-/// The token's time is up and no refresh succeeded: stop serving it.
-fn expire(shared: &Shared, id: u64) {
-    let current = shared.current.load();
-    if current.as_ref().is_some_and(|c| c.id == id) {
-        shared.current.compare_and_swap(&*current, None);
-        let _ = shared
-            .current_id
-            .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
-        tracing::warn!(
-            target: "sinch_auth",
-            source = shared.source.name(),
-            "token expired before a refresh succeeded; requests will wait"
-        );
-        shared.status.send_modify(|s| s.version += 1);
-    }
+/// The delay before the next attempt while requests wait: full jitter
+/// below [`WAITING_RETRY`], at least a tenth of the backoff base.
+fn waiting_delay(config: &RefreshConfig) -> Duration {
+    scale(WAITING_RETRY, fastrand::f64()).max(config.backoff_base.min(WAITING_RETRY) / 10)
 }
 
 #[cfg(test)]
@@ -746,16 +979,37 @@ mod tests {
             Arc::new(crate::clock::SystemClock),
             RefreshConfig::default(),
         );
-        let (_, first) = cache.wait(None).await.unwrap();
-        assert!(!cache.invalidate(TokenTicket { token_id: 999 }));
-        assert_eq!(cache.current_id(), Some(first.token_id));
-        assert!(cache.invalidate(first));
-        let (header, second) = cache.wait(Some(first)).await.unwrap();
-        assert_ne!(second, first);
-        assert_eq!(header, "Bearer tok-1");
+        let first = cache.handle.0.wait(None).await.unwrap();
+        assert!(cache.invalidate(&first));
+        assert!(cache.current.load().is_none());
+        let second = cache.handle.0.wait(Some(&first)).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.header, "Bearer tok-1");
         // A late 401 for the first token must not wipe the second.
-        assert!(!cache.invalidate(first));
-        assert_eq!(cache.current_id(), Some(second.token_id));
+        assert!(!cache.invalidate(&first));
+        assert!(
+            cache
+                .current
+                .load()
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &second))
+        );
         assert_eq!(counter.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_fetch_bucket_allows_bursts_of_30_then_10_per_second() {
+        let mut bucket = Bucket {
+            tokens: BUCKET_BURST,
+            at: None,
+        };
+        let now = Instant::now();
+        for _ in 0..30 {
+            assert_eq!(bucket.take(now), Duration::ZERO);
+        }
+        assert!(bucket.take(now) > Duration::ZERO);
+        let later = now + Duration::from_secs(1);
+        let allowed = (0..20).filter(|_| bucket.take(later).is_zero()).count();
+        assert_eq!(allowed, 9);
     }
 }

@@ -1,6 +1,6 @@
 //! Tokens that expire: where they come from and how they are kept fresh.
 //!
-//! A [`TokenSource`] obtains a token from credentials: [`OAuth2`] fetches one
+//! A [`TokenSource`] obtains a token from credentials: [`OAuth2Source`] fetches one
 //! from Sinch's token endpoint (spec §2), [`SelfSignedJwt`] mints one locally
 //! (spec §3), and [`source_fn`] wraps any async function of yours.
 //!
@@ -9,7 +9,7 @@
 //! [`RefreshConfig`] for the timing rules.
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, SystemTime};
 //! use sinch_auth::token::{source_fn, Token};
 //!
 //! // A source that asks your own vault for a token.
@@ -21,6 +21,7 @@
 
 pub(crate) mod cache;
 mod http_client;
+mod lifecycle;
 pub(crate) mod oauth2;
 #[cfg(feature = "redis")]
 mod redis;
@@ -32,17 +33,18 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisTokenStore, RedisTokenStoreBuilder};
 pub use cache::RefreshConfig;
-pub(crate) use cache::{Lookup, TokenCache, TokenTicket};
+pub(crate) use cache::{TokenCache, TokenSlot};
 pub use http_client::{HyperClientBuilder, TokenHttpClient, TokenHttpResponse};
-pub use oauth2::OAuth2;
+pub(crate) use lifecycle::{Lifecycle, TokenSettings};
+pub use oauth2::OAuth2Source;
 pub(crate) use store::Stored;
 pub use store::{StoreKey, TokenStore};
 
@@ -88,6 +90,39 @@ impl Token {
     pub fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
+
+    /// How long the token lives from `now`, obtained at `now`: the one rule
+    /// for a token's lifetime, applied once where a token enters the cache
+    /// (and wherever else a lifetime is needed). A JWT's `exp` beats
+    /// `expires_in` when it is sooner, counted to the sub-second against
+    /// `now`; an `exp` already past by the local clock is ignored (our clock
+    /// is ahead of the issuer's: trusting `expires_in` costs at most a 401
+    /// `expired`, which refetches, where rejecting would fail every fetch).
+    /// Zero means the token is dead on arrival.
+    pub(crate) fn life_at(&self, now: SystemTime) -> Duration {
+        match exp_left(self.value.expose_secret(), now) {
+            Some(left) if !left.is_zero() => self.expires_in.min(left),
+            Some(_) => {
+                tracing::warn!(
+                    target: "sinch_auth",
+                    "token's exp is already past by the local clock; using expires_in (is the clock ahead?)"
+                );
+                self.expires_in
+            }
+            None => self.expires_in,
+        }
+    }
+}
+
+/// The time from `now` to a JWT's `exp` claim (zero if past), to the
+/// sub-second: `exp` is a whole second, `now` is not; `None` for a token
+/// that is not a JWT with an `exp`.
+pub(crate) fn exp_left(token: &str, now: SystemTime) -> Option<Duration> {
+    let exp = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(cache::jwt_expiry(token)?));
+    // An `exp` beyond what the platform's time can hold is as good as never.
+    Some(exp.map_or(Duration::MAX, |exp| {
+        exp.duration_since(now).unwrap_or_default()
+    }))
 }
 
 impl fmt::Debug for Token {
@@ -108,10 +143,7 @@ pub struct FetchRequest {
 }
 
 impl FetchRequest {
-    /// A request for a token from `credentials`. `must_outlive` is how long
-    /// from now the token the cache holds (or last held) for these same
-    /// credentials is still used, if any: a source that shares tokens
-    /// between processes must answer with one that lives longer than that.
+    /// A request for a token from `credentials`. See [`must_outlive`](Self::must_outlive).
     pub fn new(credentials: Arc<Credentials>, must_outlive: Option<Duration>) -> Self {
         Self {
             credentials,
@@ -124,8 +156,12 @@ impl FetchRequest {
         &self.credentials
     }
 
-    /// How long from now the token the cache holds is still used (`None`
-    /// on a cold start, and after the credentials changed).
+    /// A source that shares tokens between processes (a [`TokenStore`])
+    /// must answer with a token whose remaining life from now is longer
+    /// than this: the token the asking process holds lives that long (plus
+    /// a margin, see [`RefreshConfig`]), so a process refreshing ahead never
+    /// gets its own token back. `None` on a cold start and after the
+    /// credentials changed: any live token will do.
     pub fn must_outlive(&self) -> Option<Duration> {
         self.must_outlive
     }
@@ -150,7 +186,7 @@ pub trait TokenSource: Send + Sync + 'static {
     ///
     /// Derive the key from a secret of the credentials
     /// ([`StoreKey::derive`]): whoever can compute it can read the shared
-    /// token. [`OAuth2`] answers [`StoreKey::for_access_key`].
+    /// token. [`OAuth2Source`] answers [`StoreKey::for_access_key`].
     fn share_key(&self, credentials: &Credentials) -> Option<StoreKey> {
         let _ = credentials;
         None

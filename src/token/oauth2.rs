@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::{FetchRequest, StoreKey, Token, TokenFuture, TokenHttpClient, TokenSource};
-use crate::clock::{Clock, SystemClock, unix_seconds};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, CredentialKind, FetchError};
 use crate::{Credentials, scheme};
 
@@ -34,23 +34,23 @@ const USER_AGENT_VALUE: &str = concat!("sinch-auth-rust/", env!("CARGO_PKG_VERSI
 /// (64 KiB by default) are refused without being buffered.
 ///
 /// ```
-/// use sinch_auth::token::OAuth2;
+/// use sinch_auth::token::OAuth2Source;
 ///
-/// let source = OAuth2::new().auth_host("http://127.0.0.1:8080")?;
+/// let source = OAuth2Source::new().auth_host("http://127.0.0.1:8080")?;
 /// assert_eq!(source.token_url(), "http://127.0.0.1:8080/oauth2/token");
 /// // Credentials never travel over plain http to a non-loopback host.
-/// assert!(OAuth2::new().auth_host("http://auth.example.com").is_err());
+/// assert!(OAuth2Source::new().auth_host("http://auth.example.com").is_err());
 /// # Ok::<(), sinch_auth::ConfigError>(())
 /// ```
 #[derive(Clone)]
-pub struct OAuth2 {
+pub struct OAuth2Source {
     token_url: Uri,
     client: Arc<OnceLock<TokenHttpClient>>,
     max_response_bytes: usize,
     clock: Arc<dyn Clock>,
 }
 
-impl OAuth2 {
+impl OAuth2Source {
     /// Sinch's token host.
     pub const DEFAULT_AUTH_HOST: &'static str = "https://auth.sinch.com";
 
@@ -142,15 +142,15 @@ impl OAuth2 {
     }
 }
 
-impl Default for OAuth2 {
+impl Default for OAuth2Source {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for OAuth2 {
+impl fmt::Debug for OAuth2Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuth2")
+        f.debug_struct("OAuth2Source")
             .field(
                 "token_url",
                 &format_args!("{}", crate::host::without_userinfo(&self.token_url)),
@@ -160,7 +160,7 @@ impl fmt::Debug for OAuth2 {
     }
 }
 
-impl TokenSource for OAuth2 {
+impl TokenSource for OAuth2Source {
     fn fetch(&self, request: FetchRequest) -> TokenFuture {
         let credentials = request.credentials().clone();
         let request = self.request(&credentials);
@@ -284,15 +284,14 @@ pub(crate) fn parse_token(body: &[u8], now: SystemTime) -> Result<Token, FetchEr
         Some(value) => parse_expires_in(value)?,
         None => {
             // Sinch always sends expires_in; fall back on the JWT's own exp.
-            let exp = super::cache::jwt_expiry(access_token)
+            let left = super::exp_left(access_token, now)
                 .ok_or(malformed("expires_in is missing and the token has no exp"))?;
-            let remaining = exp.saturating_sub(unix_seconds(now));
-            if remaining == 0 {
+            if left.is_zero() {
                 return Err(malformed(
                     "expires_in is missing and the token's exp has passed",
                 ));
             }
-            Duration::from_secs(remaining)
+            left
         }
     };
     let mut token = Token::new(access_token, expires_in);
@@ -333,7 +332,7 @@ mod tests {
     #[test]
     fn token_request_has_the_exact_shape_of_spec_section_2() {
         let creds = Credentials::from(crate::AccessKey::new("p", "fooKey", "fooSecret").unwrap());
-        let request = OAuth2::new()
+        let request = OAuth2Source::new()
             .auth_host("https://auth.example.sinch.com")
             .unwrap()
             .request(&creds)
@@ -459,9 +458,17 @@ mod tests {
 
     #[test]
     fn auth_host_must_be_https_or_loopback() {
-        assert!(OAuth2::new().auth_host("https://auth.sinch.com/").is_ok());
-        assert!(OAuth2::new().auth_host("http://localhost:9999").is_ok());
-        assert!(OAuth2::new().auth_host("http://[::1]:9999").is_ok());
+        assert!(
+            OAuth2Source::new()
+                .auth_host("https://auth.sinch.com/")
+                .is_ok()
+        );
+        assert!(
+            OAuth2Source::new()
+                .auth_host("http://localhost:9999")
+                .is_ok()
+        );
+        assert!(OAuth2Source::new().auth_host("http://[::1]:9999").is_ok());
         for bad in [
             "http://auth.sinch.com",
             "auth.sinch.com",
@@ -471,7 +478,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    OAuth2::new().auth_host(bad),
+                    OAuth2Source::new().auth_host(bad),
                     Err(ConfigError::InvalidUrl {
                         field: "auth host",
                         ..

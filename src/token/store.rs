@@ -19,7 +19,7 @@ use crate::AccessKey;
 /// would fetch (cold start, refresh ahead of expiry, 401-`expired`, rotation),
 /// never on the request path, and only for a source that names a
 /// [`share_key`](TokenSource::share_key) for the credentials (the built-in
-/// [`OAuth2`](super::OAuth2) source does; a source without one bypasses the
+/// [`OAuth2Source`](super::OAuth2Source) does; a source without one bypasses the
 /// store).
 ///
 /// An implementation returns a token for `key` whose remaining life, counted
@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_stored_source_logs_under_its_sources_name() {
-        let stored = Stored::new(Arc::new(NoStore), Arc::new(super::super::OAuth2::default()));
+        let stored = Stored::new(Arc::new(NoStore), Arc::new(crate::token::OAuth2Source::default()));
         assert_eq!(stored.name(), "oauth2");
     }
 

@@ -1,0 +1,424 @@
+//! The refresher's lifecycle from outside: it outlives the runtime that
+//! started it, recovers promptly after an outage, survives a far-future wall
+//! clock, counts a token's life to the sub-second, and a token refused as
+//! expired is never sent again by any clone of the service.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use common::get;
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use sinch_auth::clock::{Clock, ManualClock, TokioClock};
+use sinch_auth::testkit::{SinchStandIn, TokenFailure};
+use sinch_auth::token::{RefreshConfig, Token, source_fn};
+use sinch_auth::{AccessKey, FetchError, Scheme, SinchAuthLayer, StaticCredentials};
+use tower::{Layer, Service, ServiceExt};
+
+fn key() -> AccessKey {
+    AccessKey::new("proj-r", "key-r", "KEY-SECRET-r1").unwrap()
+}
+
+fn oauth2_layer(sinch: &SinchStandIn, refresh: RefreshConfig) -> SinchAuthLayer {
+    SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .refresh(refresh)
+        .build()
+        .unwrap()
+}
+
+fn numbers(sinch: &SinchStandIn) -> Request<Full<Bytes>> {
+    get(format!("{}/v1/projects/proj-r/activeNumbers", sinch.url()))
+}
+
+/// "Sinch" on a runtime of its own, kept running for the whole test, so the
+/// runtimes the client uses can come and go.
+fn sinch_on_its_own_runtime() -> (tokio::runtime::Runtime, SinchStandIn) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sinch = runtime
+        .block_on(SinchStandIn::builder().access_key(&key()).start())
+        .unwrap();
+    (runtime, sinch)
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// One request the way a sync wrapper sends it: on `runtime`, with a
+/// fresh client (a pooled connection dies with the runtime that made it).
+fn call_on(
+    runtime: &tokio::runtime::Runtime,
+    layer: &SinchAuthLayer,
+    sinch: &SinchStandIn,
+) -> StatusCode {
+    runtime.block_on(async {
+        let service = layer.layer(sinch.client());
+        match service.oneshot(numbers(sinch)).await {
+            Ok(response) => response.status(),
+            Err(error) => panic!("request failed: {error}"),
+        }
+    })
+}
+
+/// A sync wrapper building a runtime per call (`Runtime::new()` and drop).
+fn call_on_a_new_runtime(layer: &SinchAuthLayer, sinch: &SinchStandIn) -> StatusCode {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    call_on(&runtime, layer, sinch)
+}
+
+#[test]
+fn a_cached_token_outlives_the_runtime_that_fetched_it_and_the_refresher_comes_back() {
+    let (_sinch_runtime, sinch) = sinch_on_its_own_runtime();
+    let layer = oauth2_layer(
+        &sinch,
+        RefreshConfig::default().wait_timeout(Duration::from_secs(5)),
+    );
+    assert_eq!(call_on_a_new_runtime(&layer, &sinch), StatusCode::OK);
+    // The first runtime is gone: the valid cached token is still served.
+    assert_eq!(call_on_a_new_runtime(&layer, &sinch), StatusCode::OK);
+    assert_eq!(sinch.token_requests(), 1);
+    // A refresh is needed (the API refuses the token as expired): a refresher
+    // on the live runtime fetches the next one and the resend succeeds.
+    sinch.expire_tokens();
+    assert_eq!(call_on_a_new_runtime(&layer, &sinch), StatusCode::OK);
+    assert_eq!(sinch.token_requests(), 2);
+    assert_eq!(call_on_a_new_runtime(&layer, &sinch), StatusCode::OK);
+    assert_eq!(sinch.token_requests(), 2);
+}
+
+#[test]
+fn a_refresher_left_on_an_idle_runtime_is_taken_over_by_a_live_one() {
+    let (_sinch_runtime, sinch) = sinch_on_its_own_runtime();
+    // The token client's pooled connection was made on the idle runtime too:
+    // a fetch through it hangs until the fetch timeout, the next one connects
+    // afresh from the live runtime.
+    let layer = oauth2_layer(
+        &sinch,
+        RefreshConfig::default()
+            .wait_timeout(Duration::from_secs(5))
+            .fetch_timeout(Duration::from_secs(1)),
+    );
+    // The first request's runtime stays alive but is never driven again.
+    let idle = current_thread_runtime();
+    assert_eq!(call_on(&idle, &layer, &sinch), StatusCode::OK);
+    let live = current_thread_runtime();
+    assert_eq!(call_on(&live, &layer, &sinch), StatusCode::OK);
+    assert_eq!(sinch.token_requests(), 1);
+    sinch.expire_tokens();
+    assert_eq!(call_on(&live, &layer, &sinch), StatusCode::OK);
+    assert_eq!(sinch.token_requests(), 2);
+    drop(idle);
+}
+
+/// Sends requests one after another until one succeeds; returns when (on
+/// tokio's clock) the first success came back.
+async fn first_success<S>(service: S, url: String) -> tokio::time::Instant
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<hyper::body::Incoming>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    loop {
+        let request = get(format!("{url}/v1/projects/proj-r/activeNumbers"));
+        if let Ok(response) = service.clone().oneshot(request).await {
+            if response.status() == StatusCode::OK {
+                return tokio::time::Instant::now();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_an_outage_outlasting_the_token_requests_succeed_within_two_seconds_of_recovery() {
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .token_lifetime(Duration::from_secs(120))
+        .start()
+        .await
+        .unwrap();
+    let layer = oauth2_layer(&sinch, RefreshConfig::default());
+    let service = layer.layer(sinch.client());
+    let first = service.clone().oneshot(numbers(&sinch)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    for _round in 0..3 {
+        // An outage long past the token's expiry: the refresher's backoff is at its cap.
+        sinch.fail_all_token_requests(TokenFailure::status(StatusCode::SERVICE_UNAVAILABLE));
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        // Requests arrive and wait while the endpoint is still down ...
+        let waiting = tokio::spawn(first_success(service.clone(), sinch.url()));
+        let before = sinch.token_requests();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let during = sinch.token_requests() - before;
+        // ... retried often, but within the gateway's 30-burst / 10 per s bucket.
+        assert!(during <= 30 + 10 * 5, "{during} token requests in 5 s");
+        let recovered = tokio::time::Instant::now();
+        sinch.heal_tokens();
+        let succeeded = waiting.await.unwrap();
+        let lag = succeeded - recovered;
+        assert!(
+            lag <= Duration::from_secs(2),
+            "first success {lag:?} after recovery"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_refused_as_expired_is_not_sent_again_by_the_service_or_its_clones() {
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    let layer = oauth2_layer(&sinch, RefreshConfig::default());
+    let mut first = layer.layer(sinch.client());
+    for _ in 0..2 {
+        let response = first
+            .ready()
+            .await
+            .unwrap()
+            .call(numbers(&sinch))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // A clone made while the token was good, and a slow next token.
+    let mut clone = first.clone();
+    sinch.expire_tokens();
+    sinch.delay_tokens(Duration::from_secs(3));
+    let refused = tokio::spawn({
+        let request = numbers(&sinch);
+        let mut first = first.clone();
+        async move { first.ready().await.unwrap().call(request).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sinch.api_rejected(), 1);
+    // Before the next token is in, neither the service nor its clone sends
+    // the refused token again: they wait for the new one.
+    let (a, b) = tokio::join!(
+        async { first.ready().await.unwrap().call(numbers(&sinch)).await },
+        async { clone.ready().await.unwrap().call(numbers(&sinch)).await },
+    );
+    assert_eq!(a.unwrap().status(), StatusCode::OK);
+    assert_eq!(b.unwrap().status(), StatusCode::OK);
+    assert_eq!(refused.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(sinch.api_rejected(), 1, "the refused token went out again");
+    assert_eq!(sinch.token_requests(), 2);
+}
+
+/// An unsigned JWT whose `exp` is `exp` (the layer never checks signatures).
+fn jwt_expiring_at(exp: u64, n: u32) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp},"n":{n}}}"#));
+    format!("{header}.{payload}.c2ln")
+}
+
+fn exp_of(header: &str) -> u64 {
+    let jwt = header.strip_prefix("Bearer ").unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    json["exp"].as_u64().unwrap()
+}
+
+/// A service that answers 200 and records each request's `Authorization`
+/// with the wall-clock time it arrived.
+#[derive(Clone)]
+struct Recorder<C> {
+    clock: C,
+    seen: Arc<Mutex<Vec<(String, SystemTime)>>>,
+}
+
+impl<C: Clock + Clone> Service<Request<Full<Bytes>>> for Recorder<C> {
+    type Response = Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Response<()>, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        let header = request.headers()[AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        self.seen.lock().unwrap().push((header, self.clock.now()));
+        std::future::ready(Ok(Response::new(())))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_is_never_sent_after_its_exp_counted_to_the_sub_second() {
+    // The wall clock is 0.9 s into a second; the token's exp is 1.1 s away.
+    let start = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_900);
+    let clock = TokioClock::new(start);
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    Ok(Token::new(
+                        jwt_expiring_at(1_700_000_002, n),
+                        Duration::from_secs(3600),
+                    ))
+                } else {
+                    Err(FetchError::Timeout(Duration::from_secs(1)))
+                }
+            }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .clock(clock)
+        .refresh(RefreshConfig::default().wait_timeout(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock,
+        seen: Arc::default(),
+    };
+    let service = layer.layer(recorder.clone());
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    for _ in 0..30 {
+        let _ = service.clone().oneshot(get(url)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    for (header, at) in &seen {
+        let exp = SystemTime::UNIX_EPOCH + Duration::from_secs(exp_of(header));
+        assert!(*at < exp, "sent at {at:?}, token expired at {exp:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_far_future_wall_clock_does_not_stop_the_refresher() {
+    let far = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 - 60);
+    let clock = ManualClock::new(far);
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock,
+        seen: Arc::default(),
+    };
+    let service = layer.layer(recorder.clone());
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    for _ in 0..3 {
+        service.clone().oneshot(get(url)).await.unwrap();
+        // Well past the token's refresh point.
+        tokio::time::sleep(Duration::from_secs(3500)).await;
+    }
+    let seen = recorder.seen.lock().unwrap().clone();
+    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(headers, ["Bearer tok-0", "Bearer tok-1", "Bearer tok-2"]);
+}
+
+#[test]
+fn a_long_lived_service_does_not_send_a_token_that_died_while_no_refresher_ran() {
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_millis(200))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock: sinch_auth::clock::SystemClock,
+        seen: Arc::default(),
+    };
+    // One service for the whole test: it remembers the header it sent last.
+    let mut service = layer.layer(recorder.clone());
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let mut send = |runtime: &tokio::runtime::Runtime| {
+        runtime.block_on(async {
+            service.ready().await.unwrap().call(get(url)).await.unwrap();
+        });
+    };
+    let first = current_thread_runtime();
+    send(&first);
+    send(&first);
+    drop(first);
+    // The token dies while no runtime (so no refresher) exists.
+    std::thread::sleep(Duration::from_millis(300));
+    send(&current_thread_runtime());
+    let seen = recorder.seen.lock().unwrap().clone();
+    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(headers, ["Bearer tok-0", "Bearer tok-0", "Bearer tok-1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_ahead_asks_for_a_token_that_outlives_the_one_held() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let source = source_fn({
+        let asked = asked.clone();
+        move |request: sinch_auth::token::FetchRequest| {
+            asked
+                .lock()
+                .unwrap()
+                .push((tokio::time::Instant::now(), request.must_outlive()));
+            async { Ok(Token::new("tok", Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock: sinch_auth::clock::SystemClock,
+        seen: Arc::default(),
+    };
+    let service = layer.layer(recorder);
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    service.clone().oneshot(get(url)).await.unwrap();
+    // Past the refresh point (at most 3595 − 359.5 s after the fetch).
+    tokio::time::sleep(Duration::from_secs(3300)).await;
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0].1, None, "a cold start takes any live token");
+    let held_left = Duration::from_secs(3600) - (asked[1].0 - asked[0].0);
+    let must_outlive = asked[1].1.expect("a refresh names what it must outlive");
+    // Longer than the held token's whole remaining life, by the documented
+    // margin: 5 % of its lifetime (180 s here).
+    assert_eq!(must_outlive, held_left + Duration::from_secs(180));
+}
