@@ -334,7 +334,6 @@ impl Bucket {
 
 #[derive(Clone, Default)]
 struct Status {
-    version: u64,
     last_error: Option<(Arc<FetchError>, CredentialsId)>,
 }
 
@@ -617,7 +616,7 @@ impl Shared {
                 source = self.source.name(),
                 "token rejected as expired by the API; cleared, refetching"
             );
-            self.status.send_modify(|s| s.version += 1);
+            self.status.send_modify(|_| {}); // wakes the waiters: they look again
             self.send(Command::Refresh);
         }
         cleared
@@ -634,7 +633,7 @@ impl Shared {
                     source = self.source.name(),
                     "token expired before a refresh succeeded; requests will wait"
                 );
-                self.status.send_modify(|s| s.version += 1);
+                self.status.send_modify(|_| {}); // wakes the waiters: they look again
             }
         }
     }
@@ -671,7 +670,6 @@ impl Shared {
         });
         self.current.store(Some(current.clone()));
         self.status.send_modify(|s| {
-            s.version += 1;
             s.last_error = None;
         });
         Ok(current)
@@ -790,8 +788,13 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                     Some(Command::Rotated) => next_fetch = now,
                     Some(Command::Wake) => {
                         if shared.current.load().is_none() {
-                            let soon = later(now, waiting_delay(&config));
-                            next_fetch = next_fetch.min(soon.max(not_before.unwrap_or(now)));
+                            // Sooner, but never before the endpoint's `Retry-After`
+                            // nor within the forced-refetch interval of a 401.
+                            let forced = last_success.map_or(now, |t| later(t, config.min_forced_interval));
+                            let soon = later(now, waiting_delay(&config))
+                                .max(not_before.unwrap_or(now))
+                                .max(forced);
+                            next_fetch = next_fetch.min(soon);
                         }
                     }
                 }
@@ -885,8 +888,7 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                             "token fetch failed"
                         );
                         shared.status.send_modify(|s| {
-                            s.version += 1;
-                            s.last_error = Some((Arc::new(error), credentials.id()));
+                                            s.last_error = Some((Arc::new(error), credentials.id()));
                         });
                     }
                 }
@@ -1007,7 +1009,8 @@ mod tests {
         for _ in 0..30 {
             assert_eq!(bucket.take(now), Duration::ZERO);
         }
-        assert!(bucket.take(now) > Duration::ZERO);
+        // The 31st waits for the next token to drip in: 1/10 s.
+        assert_eq!(bucket.take(now), Duration::from_millis(100));
         let later = now + Duration::from_secs(1);
         let allowed = (0..20).filter(|_| bucket.take(later).is_zero()).count();
         assert_eq!(allowed, 9);
