@@ -25,7 +25,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use sinch_auth::axum::VerifiedCallback;
+use sinch_auth::integration::axum::VerifiedCallback;
 use sinch_auth::testkit::SinchStandIn;
 use sinch_auth::verify::{
     ApplicationVerifier, Verified, VerifyLayer, WebhookVerifier, webhook_signature,

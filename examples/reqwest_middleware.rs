@@ -11,7 +11,7 @@
 //! real Sinch, the scheme chosen by host. Only statuses are printed.
 
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use sinch_auth::reqwest::{SinchAuthMiddleware, auth_error};
+use sinch_auth::integration::reqwest::{SinchAuthMiddleware, auth_error};
 use sinch_auth::{EnvCredentials, Scheme, SinchAuthLayer, StaticCredentials};
 
 #[path = "support/mod.rs"]

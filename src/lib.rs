@@ -66,7 +66,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! # let _ = rustls::crypto::ring::default_provider().install_default();
-//! use sinch_auth::reqwest::SinchAuthMiddleware;
+//! use sinch_auth::integration::reqwest::SinchAuthMiddleware;
 //! use sinch_auth::testkit::SinchStandIn;
 //! use sinch_auth::{Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
 //!
@@ -95,7 +95,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use axum::{Router, body::Body, routing::post};
 //! use http::StatusCode;
-//! use sinch_auth::axum::VerifiedCallback;
+//! use sinch_auth::integration::axum::VerifiedCallback;
 //! use sinch_auth::verify::{VerifyLayer, WebhookVerifier, webhook_signature};
 //! use tower::ServiceExt;
 //!
@@ -152,20 +152,20 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorizer;
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub mod axum;
 mod body;
 mod builder;
 pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod host;
+#[cfg(any(feature = "axum", feature = "reqwest-middleware"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "axum", feature = "reqwest-middleware")))
+)]
+pub mod integration;
 pub mod layer;
 mod observe;
-#[cfg(feature = "reqwest-middleware")]
-#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
-pub mod reqwest;
 mod routing;
 pub mod scheme;
 #[cfg(feature = "test-util")]
@@ -231,6 +231,12 @@ pub use credentials::{
     RotatingCredentials, ServicePlan, StaticCredentials, WebhookSecrets,
 };
 pub use error::{AuthError, BoxError, ConfigError, CredentialKind, FetchError, ServiceError};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use integration::axum::VerifiedCallback;
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use integration::reqwest::SinchAuthMiddleware;
 pub use layer::{SinchAuth, SinchAuthFuture, SinchAuthLayer};
 /// The secret wrappers the credential accessors return, so callers need no
 /// direct dependency on `secrecy` to read or build them.

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use sinch_auth::axum::VerifiedCallback;
+use sinch_auth::integration::axum::VerifiedCallback;
 use sinch_auth::scheme::application::{format_timestamp, sign};
 use sinch_auth::testkit::{SinchStandIn, StandInClient};
 use sinch_auth::verify::{

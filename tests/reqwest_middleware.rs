@@ -18,7 +18,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use sinch_auth::clock::ManualClock;
-use sinch_auth::reqwest::{SinchAuthMiddleware, auth_error};
+use sinch_auth::integration::reqwest::{SinchAuthMiddleware, auth_error};
 use sinch_auth::testkit::{RecordedRequest, SinchStandIn, StandInClient};
 use sinch_auth::token::RefreshConfig;
 use sinch_auth::{

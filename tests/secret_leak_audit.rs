@@ -244,7 +244,7 @@ async fn every_scheme(audit: &mut Audit) {
             .auth_host(&sinch.url())
             .build()
             .unwrap();
-        let middleware = sinch_auth::reqwest::SinchAuthMiddleware::new(&layer);
+        let middleware = sinch_auth::integration::reqwest::SinchAuthMiddleware::new(&layer);
         audit.debug("SinchAuthMiddleware", &middleware);
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())

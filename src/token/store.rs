@@ -260,7 +260,10 @@ mod tests {
 
     #[test]
     fn a_stored_source_logs_under_its_sources_name() {
-        let stored = Stored::new(Arc::new(NoStore), Arc::new(crate::token::OAuth2Source::default()));
+        let stored = Stored::new(
+            Arc::new(NoStore),
+            Arc::new(crate::token::OAuth2Source::default()),
+        );
         assert_eq!(stored.name(), "oauth2");
     }
 

@@ -7,7 +7,7 @@
 //! caches and the background refresher), then turn it into a middleware:
 //!
 //! ```no_run
-//! use sinch_auth::reqwest::SinchAuthMiddleware;
+//! use sinch_auth::integration::reqwest::SinchAuthMiddleware;
 //! use sinch_auth::{EnvCredentials, SinchAuthLayer};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -56,7 +56,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! # // This crate's own tests pick rustls' ring provider; your reqwest may not need it.
 //! # let _ = rustls::crypto::ring::default_provider().install_default();
-//! use sinch_auth::reqwest::{SinchAuthMiddleware, auth_error};
+//! use sinch_auth::integration::reqwest::{SinchAuthMiddleware, auth_error};
 //! use sinch_auth::{AuthError, BearerToken, Scheme, SinchAuthLayer, StaticCredentials};
 //!
 //! let layer = SinchAuthLayer::builder(StaticCredentials::new(BearerToken::new("token")?))
@@ -89,7 +89,7 @@ use crate::routing::Target;
 /// A [`reqwest_middleware::Middleware`] that authenticates requests to Sinch,
 /// backed by the same core as the [`SinchAuthLayer`] it is made from.
 ///
-/// Cheap to clone. See the [module docs](crate::reqwest) for a complete
+/// Cheap to clone. See the [module docs](crate::integration::reqwest) for a complete
 /// client, what happens to each request and how errors come back.
 #[derive(Clone)]
 pub struct SinchAuthMiddleware {
@@ -109,7 +109,7 @@ impl SinchAuthMiddleware {
     /// and refresher.
     ///
     /// ```
-    /// use sinch_auth::reqwest::SinchAuthMiddleware;
+    /// use sinch_auth::integration::reqwest::SinchAuthMiddleware;
     /// use sinch_auth::{Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
     ///
     /// let plan = StaticCredentials::new(ServicePlan::new("plan-id", "api-token")?);
@@ -145,7 +145,7 @@ impl From<SinchAuthLayer> for SinchAuthMiddleware {
 ///
 /// ```
 /// use sinch_auth::AuthError;
-/// use sinch_auth::reqwest::auth_error;
+/// use sinch_auth::integration::reqwest::auth_error;
 ///
 /// let error = reqwest_middleware::Error::middleware(AuthError::UnsignableBody);
 /// assert!(matches!(auth_error(&error), Some(AuthError::UnsignableBody)));

@@ -13,7 +13,7 @@
 //! use hyper_rustls::HttpsConnector;
 //! use hyper_util::client::legacy::{Client, connect::HttpConnector};
 //! use hyper_util::rt::TokioExecutor;
-//! use sinch_auth::axum::VerifiedCallback;
+//! use sinch_auth::integration::axum::VerifiedCallback;
 //! use sinch_auth::verify::{Verified, VerifyLayer, WebhookVerifier};
 //! use sinch_auth::{AccessKey, SinchAuth, SinchAuthLayer, StaticCredentials};
 //! use tower::{ServiceBuilder, ServiceExt as _};
@@ -106,7 +106,7 @@ use crate::verify::VerifyLayer;
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// use axum::{Router, body::Body, routing::post};
 /// use http::StatusCode;
-/// use sinch_auth::axum::VerifiedCallback;
+/// use sinch_auth::integration::axum::VerifiedCallback;
 /// use sinch_auth::verify::{NumbersVerifier, Verified, VerifyLayer, numbers_signature};
 /// use tower::ServiceExt as _;
 ///
