@@ -1,4 +1,4 @@
-//! Application signing (spec §4) against its floor: the MD5, HMAC-SHA256 and
+//! Application signing (protocol notes §4) against its floor: the MD5, HMAC-SHA256 and
 //! base64 the scheme cannot avoid, over the same bytes, with no allocation.
 //! Inbound likewise: verifying a signed callback against the same floor, and
 //! a Conversation/SMS webhook against a bare HMAC-SHA256 of the same bytes.

@@ -249,7 +249,7 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A Voice callback, signed as Sinch signs them (spec §4).
+/// A Voice callback, signed as Sinch signs them (protocol notes §4).
 fn voice_callback(base: &str, body: &'static str) -> Result<http::request::Builder, BoxError> {
     let app = ApplicationCredentials::new(APP_KEY, APP_SECRET)?;
     let timestamp = sinch_auth::scheme::application::format_timestamp(SystemTime::now());

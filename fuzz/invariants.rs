@@ -102,7 +102,7 @@ fn shows(value: &(impl std::fmt::Debug + std::fmt::Display), secret: &str) -> bo
 
 // ---------------------------------------------------------------- token_response
 
-/// Token endpoint bodies (spec §2). The first byte picks how many of the
+/// Token endpoint bodies (protocol notes §2). The first byte picks how many of the
 /// following bytes are a "secret" the error fields must not repeat; the rest
 /// is the body.
 ///
@@ -262,7 +262,7 @@ fn could_be_fixed_text(value: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || " _/,:()'-.{}[]\"\n".contains(c))
 }
 
-/// Standard base64, padding optional, trailing bits allowed (spec §4, and C2).
+/// Standard base64, padding optional, trailing bits allowed (protocol notes §4, and C2).
 fn lenient_base64(text: &str) -> Option<Vec<u8>> {
     const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -438,10 +438,10 @@ fn check_rejection(rejection: &Rejection, secrets: &[&str], expected: &str) {
     );
 }
 
-/// Voice/Verification callbacks (`ApplicationVerifier`, spec §4–5), Basic allowed.
+/// Voice/Verification callbacks (`ApplicationVerifier`, protocol notes §4–5), Basic allowed.
 ///
 /// - Any request: never panics; accepted only with exactly the signature
-///   spec §4 gives for it (or exactly the Basic credentials); a rejection
+///   protocol notes §4 gives for it (or exactly the Basic credentials); a rejection
 ///   prints no secret and not the expected signature.
 /// - Round trip: the same method, path, content type and body, signed now
 ///   with the application, is accepted; with one body byte changed, refused.
@@ -506,11 +506,11 @@ pub fn application_verifier(data: &[u8]) {
             assert_eq!(key, APP_KEY);
             let presented = parts.headers["authorization"].to_str().unwrap();
             let signature = presented.rsplit(':').next().unwrap();
-            // The method is signed as received; spec §4's function upper-cases it.
+            // The method is signed as received; protocol notes §4's function upper-cases it.
             if method == method.to_ascii_uppercase() {
                 assert_eq!(
                     signature, expected,
-                    "accepted a signature that is not spec §4's"
+                    "accepted a signature that is not protocol notes §4's"
                 );
             }
         }
@@ -545,7 +545,7 @@ pub fn application_verifier(data: &[u8]) {
     parts.headers.insert("authorization", signed.authorization);
     assert!(
         verifier.verify(&parts, body).is_ok(),
-        "a request signed as spec §4 says was refused"
+        "a request signed as protocol notes §4 says was refused"
     );
     let mut tampered = body.to_vec();
     match tampered.first_mut() {

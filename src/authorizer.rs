@@ -2,7 +2,7 @@
 //! credentials on a request (routing, token waits, signing and the body
 //! limit all happen behind it) and hands back a [`Grant`] for requests
 //! that carried a cached token; [`rejected`] applies the 401-`expired` rule
-//! (spec §2) to the answer and says whether to send once more. Adapters move
+//! (protocol notes §2) to the answer and says whether to send once more. Adapters move
 //! requests and bodies around and nothing else.
 
 use std::fmt;
@@ -142,7 +142,7 @@ impl<C: Send + 'static> Retry<C> {
     }
 }
 
-/// The 401-`expired` rule (spec §2): on a 401 whose `www-authenticate`
+/// The 401-`expired` rule (protocol notes §2): on a 401 whose `www-authenticate`
 /// mentions `expired`, clear the token the request used if it is still
 /// current, and resend once if the request could be copied.
 /// The grant is left in place (the copy taken out when a resend is due):
@@ -429,7 +429,7 @@ impl Authorizer {
         }
     }
 
-    /// Signs a request with the application scheme (spec §4): sets
+    /// Signs a request with the application scheme (protocol notes §4): sets
     /// `x-timestamp` and `Authorization`.
     fn sign<R: Outgoing>(
         &self,

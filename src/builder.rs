@@ -141,7 +141,7 @@ impl SinchAuthBuilder {
     }
 
     /// Whether a 401 with `www-authenticate` mentioning `expired` clears the
-    /// token and resends the request once with a new one (default: yes; spec §2).
+    /// token and resends the request once with a new one (default: yes; protocol notes §2).
     /// The resend needs a copy of the request head and a replayable body (see
     /// [`AuthBody`](crate::AuthBody)); turning it off saves that copy.
     pub fn resend_on_expired(mut self, resend: bool) -> Self {

@@ -88,7 +88,7 @@ pub enum ConfigError {
     },
 }
 
-/// The kinds of credential a Sinch user holds (spec §1).
+/// The kinds of credential a Sinch user holds (protocol notes §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CredentialKind {

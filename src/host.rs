@@ -22,7 +22,7 @@ use std::str::FromStr;
 
 use crate::error::ConfigError;
 
-/// An SMS / Conversation region (spec §1).
+/// An SMS / Conversation region (protocol notes §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Region {
@@ -434,7 +434,7 @@ impl Regions {
     }
 }
 
-/// The Sinch API a host serves, as far as authentication is concerned (spec §1).
+/// The Sinch API a host serves, as far as authentication is concerned (protocol notes §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SinchApi {

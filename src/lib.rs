@@ -146,7 +146,9 @@
 //! - [`verify`]: every callback verifier, freshness and replay protection.
 //! - [`host`]: which hosts receive credentials, per-API regions.
 //! - `docs/protocol.md` in the repository: what goes on the wire, with
-//!   Sinch's documentation and the SDK sources for each fact.
+//!   Sinch's documentation and the SDK sources for each fact. The
+//!   "protocol notes §N" references throughout these docs point to its
+//!   sections.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::all)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -191,7 +193,7 @@ pub mod __fuzz {
 
     use http::HeaderMap;
 
-    /// Parses a token endpoint's success body (spec §2).
+    /// Parses a token endpoint's success body (protocol notes §2).
     pub fn parse_token(
         body: &[u8],
         now: SystemTime,

@@ -9,7 +9,7 @@ use crate::Credentials;
 use crate::error::{AuthError, CredentialKind};
 use crate::host::{HostPolicy, SinchApi};
 
-/// How a request is authenticated (spec §1).
+/// How a request is authenticated (protocol notes §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Scheme {

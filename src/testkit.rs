@@ -3,7 +3,7 @@
 //! One real hyper server on `127.0.0.1` plays both parts:
 //!
 //! - the OAuth2 token endpoint, `POST /oauth2/token`: checks the Basic
-//!   credentials, the content type and the form body exactly as spec §2 gives
+//!   credentials, the content type and the form body exactly as protocol notes §2 gives
 //!   them, and issues HS256 JWTs with the lifetime you choose;
 //! - the APIs, every other path: checks `Authorization` the way Sinch does
 //!   (OAuth2 bearer, service-plan bearer, self-signed JWT, Basic, application
@@ -13,7 +13,7 @@
 //!   expired …"` for expired tokens).
 //!
 //! Application signatures are checked by the stand-in's own plain
-//! implementation of spec §4 (HMAC-SHA256 and MD5 straight from the `hmac`,
+//! implementation of protocol notes §4 (HMAC-SHA256 and MD5 straight from the `hmac`,
 //! `sha2` and `md-5` crates, its own base64 decoding of the secret), not by
 //! the crate's signer, so a bug in the signer fails against it.
 //!
@@ -916,7 +916,7 @@ impl State {
     }
 }
 
-/// The application secret as bytes: standard base64, padded or not (spec §4).
+/// The application secret as bytes: standard base64, padded or not (protocol notes §4).
 ///
 /// The stand-in's own decoding, independent of the crate's, so a decoding bug
 /// in the crate cannot be matched by the same bug here.
@@ -929,7 +929,7 @@ fn decode_application_secret(text: &str) -> Vec<u8> {
     LENIENT.decode(text.trim()).unwrap_or_default()
 }
 
-/// Spec §4's string to sign, built the plain way from the request as it
+/// Protocol notes §4's string to sign, built the plain way from the request as it
 /// arrived: `METHOD \n Content-MD5 \n Content-Type \n x-timestamp:TS \n path`,
 /// the path percent-decoded and without the query.
 ///
@@ -1290,7 +1290,7 @@ mod tests {
         &'static str,
     );
 
-    /// Spec §4's vectors, through the stand-in's own checker.
+    /// Protocol notes §4's vectors, through the stand-in's own checker.
     const VECTORS: &[Vector] = &[
         (
             "bXkta2V5LXNlY3JldA==",
@@ -1386,7 +1386,7 @@ mod tests {
         assert_eq!(text, b"GET\n\n\nx-timestamp:T\n/a b/c");
         let text = string_to_sign("GET", "/a?x=1", "", b"", "T");
         assert_eq!(text, b"GET\n\n\nx-timestamp:T\n/a");
-        // Content-MD5 of S1's body, as spec §4 gives it.
+        // Content-MD5 of S1's body, as protocol notes §4 gives it.
         let text = string_to_sign(
             "POST",
             "/p",

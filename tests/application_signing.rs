@@ -1,4 +1,4 @@
-//! Application-signed requests (spec §4): the public signer against the spec's vectors.
+//! Application-signed requests (protocol notes §4): the public signer against the published test vectors (docs/protocol.md).
 
 use std::time::{Duration, SystemTime};
 

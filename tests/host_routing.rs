@@ -1,6 +1,6 @@
 //! One client for all Sinch APIs: `SinchAuthLayer::by_host` picks the scheme
-//! from each request's host (spec §1), over an in-memory inner service and an
-//! in-process token source. Every host of the spec gets the right header;
+//! from each request's host (protocol notes §1), over an in-memory inner service and an
+//! in-process token source. Every host in the protocol notes gets the right header;
 //! other hosts never get credentials.
 
 mod common;
@@ -153,7 +153,7 @@ fn check(url: &str, seen: &Seen, expect: Expect) {
     }
 }
 
-/// Every host of spec §1, with the scheme it takes when a service plan is configured.
+/// Every host of protocol notes §1, with the scheme it takes when a service plan is configured.
 fn spec_hosts() -> Vec<(String, Expect)> {
     use Expect::*;
     let mut table = Vec::new();

@@ -1,4 +1,4 @@
-//! In-app calling user registration tokens (spec §3).
+//! In-app calling user registration tokens (protocol notes §3).
 
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +37,7 @@ fn token_matches_the_spec_byte_for_byte() {
 
 #[test]
 fn token_verifies_under_the_spec_signing_key() {
-    // An independent HS256 implementation, keyed with the spec's derived key.
+    // An independent HS256 implementation, keyed with the published derived key.
     let app = app();
     let token = rtc::user_token(&app, "bob", iat()).issue().unwrap();
     let key = STANDARD.decode(SPEC_SIGNING_KEY).unwrap();

@@ -1,5 +1,5 @@
 //! The test kit itself: the stand-in judges application signatures with its
-//! own implementation of spec §4 (the known vectors S1–S3 go through it over
+//! own implementation of protocol notes §4 (the known vectors S1–S3 go through it over
 //! HTTP), reads one injected clock for everything time-based, and answers
 //! API requests as scripted per path and method.
 
@@ -32,7 +32,7 @@ async fn raw(
     (parts.status, parts.headers, body_text(body).await)
 }
 
-/// One of spec §4's vectors, as a request to the stand-in.
+/// One of protocol notes §4's vectors, as a request to the stand-in.
 struct Vector {
     key: &'static str,
     secret: &'static str,
@@ -126,7 +126,7 @@ async fn the_stand_in_accepts_spec_vectors_s1_to_s3_sent_verbatim() {
             sinch.last_request().unwrap().accepted_as.as_deref(),
             Some(format!("application:{}", vector.key).as_str())
         );
-        // The query is not signed (spec §4, our rule).
+        // The query is not signed (protocol notes §4, our rule).
         let with_query = format!("{}?page=2&x=%20", vector.path);
         let (status, _, _) = raw(
             &client,

@@ -1,5 +1,5 @@
 //! Voice and Verification callbacks: the application scheme verified with the
-//! same code that signs (spec §4, §5).
+//! same code that signs (protocol notes §4, §5).
 
 use std::time::{Duration, SystemTime};
 

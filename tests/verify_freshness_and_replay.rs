@@ -284,7 +284,7 @@ fn a_captured_callback_replayed_with_another_query_string_is_refused_by_default(
     let verifier = ApplicationVerifier::new(app()).clock(ManualClock::new(at(NOW)));
     let captured = callback(at(NOW), b"{}");
     assert!(verifier.verify(&captured, b"{}").is_ok());
-    // The query is not signed (spec §4): each variant carries the same valid
+    // The query is not signed (protocol notes §4): each variant carries the same valid
     // signature, and counts as the same request.
     for query in ["?anything", "?a=1&b=2", "?", "?x=%2F"] {
         let mut replay = captured.clone();

@@ -1,4 +1,4 @@
-//! Numbers callbacks (spec §5).
+//! Numbers callbacks (protocol notes §5).
 
 use proptest::prelude::*;
 use sinch_auth::verify::{

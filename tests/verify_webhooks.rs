@@ -1,4 +1,4 @@
-//! Conversation and SMS webhooks (spec §5).
+//! Conversation and SMS webhooks (protocol notes §5).
 
 use std::time::{Duration, SystemTime};
 

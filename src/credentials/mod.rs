@@ -1,6 +1,6 @@
 //! Credentials in Sinch's own terms, and the providers that hand them out.
 //!
-//! A Sinch user holds up to three kinds of credential (spec §1), all from the
+//! A Sinch user holds up to three kinds of credential (protocol notes §1), all from the
 //! Sinch dashboard:
 //!
 //! | Type | Parts | Used for |
@@ -50,7 +50,7 @@ pub use webhook_secrets::WebhookSecrets;
 
 use crate::error::{ConfigError, CredentialKind};
 
-/// Standard base64, padding optional (spec §4 "Our rule").
+/// Standard base64, padding optional (protocol notes §4, "Where we differ").
 pub(crate) const LENIENT_BASE64: base64::engine::GeneralPurpose =
     base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -97,7 +97,7 @@ fn basic_user(value: &str, field: &'static str) -> Result<(), ConfigError> {
 }
 
 /// A project access key: project id, key id and key secret. Exchanged for
-/// OAuth2 bearer tokens at `auth.sinch.com` (spec §2).
+/// OAuth2 bearer tokens at `auth.sinch.com` (protocol notes §2).
 ///
 /// Cloning is cheap and copies no secret: clones share one allocation, and the
 /// secret is zeroized when the last clone is dropped.
@@ -165,7 +165,7 @@ impl fmt::Debug for AccessKey {
 }
 
 /// An application key and secret: signed requests for Voice and Verification
-/// (spec §4), self-signed JWTs (spec §3) and in-app calling registration tokens.
+/// (protocol notes §4), self-signed JWTs (protocol notes §3) and in-app calling registration tokens.
 ///
 /// The secret is base64 text as the dashboard shows it; it is decoded (standard
 /// alphabet, padding optional) when the credentials are built, so a malformed

@@ -1,4 +1,4 @@
-//! Application-signed requests (spec §4): Voice, and Verification.
+//! Application-signed requests (protocol notes §4): Voice, and Verification.
 //!
 //! ```text
 //! ContentMD5   = base64(MD5(body))              ; "" when the body is empty
@@ -30,7 +30,7 @@
 //!     body,
 //!     &timestamp,
 //! )?;
-//! // Spec §4, vector S1.
+//! // Protocol notes §4, vector S1.
 //! assert_eq!(
 //!     headers.authorization,
 //!     "Application my-key-id:QP3OzQZVzRZAEev6DBLvJkgpiqyZPuXYsc7oyjUV0K8=",
@@ -44,7 +44,7 @@
 //! Sinch's SDKs disagree here: Java signs the percent-decoded path without the
 //! query (Sinch validates decoded values), Node signs the path as written
 //! without the query, and .NET signs the path *with* the query. This crate
-//! follows Java (spec §4, "Our rule"): everything from the first `?` is
+//! follows Java (protocol notes §4, "Where we differ"): everything from the first `?` is
 //! dropped, then `%XX` escapes are decoded to bytes. Malformed escapes (`%zz`,
 //! a trailing `%`) are signed as written. For paths without escapes and
 //! without a query, all four SDKs agree.
@@ -137,7 +137,7 @@ pub fn format_timestamp(t: SystemTime) -> String {
 /// use sinch_auth::scheme::application::signature;
 ///
 /// let app = ApplicationCredentials::new("669E367E-6BBA-48AB-AF15-266871C28135", "BeIukql3pTKJ8RGL5zo0DA==")?;
-/// // Spec §4, vector S3 with an empty body.
+/// // Protocol notes §4, vector S3 with an empty body.
 /// let sig = signature(
 ///     app.decoded_secret().expose_secret(),
 ///     "post",
@@ -239,7 +239,7 @@ pub(crate) struct Signature {
 }
 
 impl Signature {
-    /// The signature of spec §4 over the parts of a request, used in both
+    /// The signature of protocol notes §4 over the parts of a request, used in both
     /// directions: `sign` for what we send, the verifier for what Sinch sends.
     ///
     /// `method` is signed as given (the signer upper-cases it; the verifier

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::application::hmac_sha256;
 use crate::ApplicationCredentials;
 
-/// The claims of a self-signed JWT (spec §3): `iss` is the application key.
+/// The claims of a self-signed JWT (protocol notes §3): `iss` is the application key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelfSignedClaims {
     /// The application key.

@@ -6,9 +6,9 @@
 //! |---|---|---|
 //! | Basic | [`basic`] | legacy endpoints (`servicePlanId:apiToken`), Verification (`appKey:appSecret`) |
 //! | Bearer | [`bearer`] | SMS service plan API token, OAuth2 and self-signed JWTs |
-//! | Self-signed JWT | [`self_signed_jwt`] | spec §3 |
-//! | Application signing | [`application`] | Voice, Verification (spec §4) |
-//! | RTC registration token | [`rtc`] | in-app calling (spec §3) |
+//! | Self-signed JWT | [`self_signed_jwt`] | protocol notes §3 |
+//! | Application signing | [`application`] | Voice, Verification (protocol notes §4) |
+//! | RTC registration token | [`rtc`] | in-app calling (protocol notes §3) |
 //!
 //! Every header value made here is marked sensitive, so `hyper` and `h2` keep
 //! it out of their HPACK tables and logs.
@@ -33,7 +33,7 @@ pub struct InvalidHeaderValue;
 /// `Authorization: Basic base64(user ":" password)` (RFC 7617, UTF-8).
 ///
 /// ```
-/// // Spec §2 vector.
+/// // Protocol notes §2 vector.
 /// let value = sinch_auth::scheme::basic("fooKey", "fooSecret");
 /// assert_eq!(value, "Basic Zm9vS2V5OmZvb1NlY3JldA==");
 /// assert!(value.is_sensitive());

@@ -1,4 +1,4 @@
-//! In-app calling user registration tokens (spec §3).
+//! In-app calling user registration tokens (protocol notes §3).
 //!
 //! A backend issues one to a mobile or web client so it can register a user
 //! with Sinch's in-app calling. The token is a JWT signed with a key derived
@@ -23,7 +23,7 @@
 //! let token = rtc::user_token(&app, "alice", SystemClock.now()).issue()?;
 //! assert_eq!(token.expose_secret().split('.').count(), 3);
 //!
-//! // Everything fixed: spec §3's vector.
+//! // Everything fixed: protocol notes §3's vector.
 //! let iat = SystemTime::UNIX_EPOCH + Duration::from_secs(1_514_862_245);
 //! let token = rtc::user_token(&app, "foo", iat)
 //!     .ttl(Duration::from_secs(600))

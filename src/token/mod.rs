@@ -1,8 +1,8 @@
 //! Tokens that expire: where they come from and how they are kept fresh.
 //!
 //! A [`TokenSource`] obtains a token from credentials: [`OAuth2Source`] fetches one
-//! from Sinch's token endpoint (spec §2), [`SelfSignedJwt`] mints one locally
-//! (spec §3), and [`source_fn`] wraps any async function of yours.
+//! from Sinch's token endpoint (protocol notes §2), [`SelfSignedJwt`] mints one locally
+//! (protocol notes §3), and [`source_fn`] wraps any async function of yours.
 //!
 //! The layer keeps each source's current token in a cache read without locks
 //! on the request path, refreshed by one background task per cache — see
@@ -236,7 +236,7 @@ where
     }
 }
 
-/// Mints the self-signed JWT of spec §3 from the application credentials.
+/// Mints the self-signed JWT of protocol notes §3 from the application credentials.
 ///
 /// Minting is local and cheap, but shares the machinery of fetched tokens: a
 /// minted JWT is cached and replaced ahead of its expiry in the background,

@@ -18,7 +18,7 @@ const TOKEN_PATH: &str = "/oauth2/token";
 const FORM_BODY: &[u8] = b"grant_type=client_credentials";
 const USER_AGENT_VALUE: &str = concat!("sinch-auth-rust/", env!("CARGO_PKG_VERSION"));
 
-/// OAuth2 client credentials against Sinch's token endpoint (spec §2):
+/// OAuth2 client credentials against Sinch's token endpoint (protocol notes §2):
 ///
 /// ```text
 /// POST {auth_host}/oauth2/token
@@ -122,7 +122,7 @@ impl OAuth2Source {
         &self.token_url
     }
 
-    /// Builds the token request for an access key (the exact bytes spec §2 gives).
+    /// Builds the token request for an access key (the exact bytes protocol notes §2 gives).
     fn request(&self, credentials: &Credentials) -> Result<Request<Full<Bytes>>, FetchError> {
         let key = credentials
             .access_key()

@@ -30,7 +30,7 @@ const MIN_EXTENSION: f64 = 0.15;
 const MAX_FAILURE_HOLD: Duration = Duration::from_secs(60);
 
 /// How long the fleet holds off after a refusal without `Retry-After`: the
-/// first backoff step of spec §2.
+/// first backoff step of protocol notes §2.
 const DEFAULT_FAILURE_HOLD: Duration = Duration::from_secs(1);
 
 /// How many failed commands in a row a process overlooks, while Redis can

@@ -13,7 +13,7 @@ use super::{FetchRequest, TokenFuture, TokenSource};
 use crate::AccessKey;
 
 /// Shares tokens between processes, so a fleet fetches one token instead of
-/// one per process (Sinch's token endpoint is rate-limited, spec §2).
+/// one per process (Sinch's token endpoint is rate-limited, protocol notes §2).
 ///
 /// The in-process cache stays in front: a store is asked only when the cache
 /// would fetch (cold start, refresh ahead of expiry, 401-`expired`, rotation),

@@ -1,4 +1,4 @@
-//! Voice and Verification callbacks: the application scheme (spec §4, §5).
+//! Voice and Verification callbacks: the application scheme (protocol notes §4, §5).
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ const CONTENT_TYPE: &str = "content-type";
 /// Verifies Voice and Verification callbacks.
 ///
 /// Sinch signs them as `authorization: application {appKey}:{signature}` with
-/// the scheme of spec §4 over the method, the `content-type`, the
+/// the scheme of protocol notes §4 over the method, the `content-type`, the
 /// `x-timestamp`, the path and the raw body. This verifier recomputes the
 /// signature with the same code that signs outgoing requests (so the same
 /// [path rule](crate::scheme::application#the-path-that-is-signed) applies: the
@@ -51,7 +51,7 @@ const CONTENT_TYPE: &str = "content-type";
 /// use sinch_auth::verify::{ApplicationVerifier, Verified, Verifier};
 ///
 /// let app = ApplicationCredentials::new("669E367E-6BBA-48AB-AF15-266871C28135", "BeIukql3pTKJ8RGL5zo0DA==")?;
-/// // Spec §5, vector C1, verified on the day it was sent.
+/// // Protocol notes §5, vector C1, verified on the day it was sent.
 /// let signed_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_411_556_381);
 /// let verifier = ApplicationVerifier::new(app).clock(ManualClock::new(signed_at));
 ///
@@ -168,7 +168,7 @@ impl ApplicationVerifier {
     /// in for one. On by default with
     /// [`DEFAULT_REPLAY_CAPACITY`](super::DEFAULT_REPLAY_CAPACITY).
     ///
-    /// The signature does not cover the query string (spec §4), so the
+    /// The signature does not cover the query string (protocol notes §4), so the
     /// signature, not the URI, is what is remembered: a captured callback
     /// sent again with `?anything` appended is the same entry, and refused.
     pub fn replay_protection(mut self, capacity: usize) -> Self {

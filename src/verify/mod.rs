@@ -1,4 +1,4 @@
-//! Verifying what Sinch sends you: callbacks and webhooks (spec §5).
+//! Verifying what Sinch sends you: callbacks and webhooks (protocol notes §5).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -25,7 +25,7 @@
 //!
 //! | Sender | Verifier | Checked |
 //! |---|---|---|
-//! | Voice, Verification callbacks | [`ApplicationVerifier`] | `Authorization: Application {key}:{sig}` over method, content type, `x-timestamp`, path and body (spec §4); optionally `Basic appKey:appSecret` |
+//! | Voice, Verification callbacks | [`ApplicationVerifier`] | `Authorization: Application {key}:{sig}` over method, content type, `x-timestamp`, path and body (protocol notes §4); optionally `Basic appKey:appSecret` |
 //! | Conversation, SMS webhooks | [`WebhookVerifier`] | `x-sinch-webhook-signature` = HMAC-SHA256 over body, nonce and timestamp |
 //! | Numbers callbacks | [`NumbersVerifier`] | `X-Sinch-Signature` = hex HMAC-SHA1 over the body |
 //!
@@ -59,7 +59,7 @@
 //! and a second request carrying it is rejected ([`Rejection::Replayed`]).
 //!
 //! - What is remembered is what the signature covers: the application scheme
-//!   does not sign the query string (spec §4), so a captured callback sent
+//!   does not sign the query string (protocol notes §4), so a captured callback sent
 //!   again with `?anything` is the same entry and is refused.
 //! - Memory is bounded: [`DEFAULT_REPLAY_CAPACITY`] entries (65,536, about
 //!   6 MiB when full), filled only by verified requests and emptied as their

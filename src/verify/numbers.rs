@@ -1,4 +1,4 @@
-//! Numbers callbacks (spec §5).
+//! Numbers callbacks (protocol notes §5).
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ const SIGNATURE: &str = "x-sinch-signature";
 /// ```
 /// use sinch_auth::verify::numbers_signature;
 ///
-/// // Spec §5, vector N2.
+/// // Protocol notes §5, vector N2.
 /// let body = br#"{"eventId":"01hpa0mww4m79q8j2dwn3ggbgz","timestamp":"2024-02-10T17:22:09.412722588","projectId":"37b62a7b-0177-abcd-efgh-e10f848de123","resourceId":"+17818510001","resourceType":"ACTIVE_NUMBER","eventType":"DEPROVISIONING_FROM_VOICE_PLATFORM","status":"SUCCEEDED","failureCode":null}"#;
 /// assert_eq!(numbers_signature("my-callback-secret", body), "b93021e0182c2772dbcdf4e8983ae8f409e78c3b");
 /// ```

@@ -1,4 +1,4 @@
-//! Conversation and SMS webhooks (spec §5).
+//! Conversation and SMS webhooks (protocol notes §5).
 
 use std::fmt;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ const ALGORITHM: &str = "x-sinch-webhook-signature-algorithm";
 /// ```
 /// use sinch_auth::verify::webhook_signature;
 ///
-/// // Spec §5, vector H2.
+/// // Protocol notes §5, vector H2.
 /// let body = br#"{"at":"2025-01-13T09:22:40.914Z","batch_id":"01JHFFHQ0P99JPPNQPJDV7JTBP","client_reference":"a client reference","code":0,"operator_status_at":"2025-01-13T09:22:00Z","recipient":"33662162466","status":"Delivered","type":"recipient_delivery_report_sms"}"#;
 /// assert_eq!(
 ///     webhook_signature("SMSWebhooksSecret", body, "01JHFFHWYY7HSS4FWTMDTQEK8V", "1736760161"),
