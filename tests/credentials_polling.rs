@@ -243,3 +243,50 @@ async fn a_rotation_in_the_secret_manager_reaches_the_next_request() {
     assert_eq!(sinch.token_requests(), 2);
     assert!(!format!("{provider:?}").contains("VAULT-"));
 }
+
+#[tokio::test]
+async fn a_key_refused_by_the_token_endpoint_makes_the_provider_look_again_at_once() {
+    // The secret manager already holds key-2, but this process started
+    // with key-1, which Sinch no longer accepts; the poll interval is long.
+    let key2 = AccessKey::new("proj", "key-2", "VAULT-key-2").unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key2)
+        .start()
+        .await
+        .unwrap();
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let provider = vault
+        .builder()
+        .interval(Duration::from_secs(3600))
+        .cooldown(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    vault.set(Answer::Key("key-2"));
+    let layer = SinchAuthLayer::builder(provider.clone())
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .build()
+        .unwrap();
+    let client = ServiceBuilder::new().layer(layer).service(sinch.client());
+    let url = format!("{}/v1/numbers", sinch.url());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = tower::ServiceExt::oneshot(client.clone(), get(&url)).await;
+        if let Ok(response) = answer {
+            if response.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the provider never looked again after the endpoint refused key-1"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(vault.calls(), 2, "one start, one look after the 401");
+    assert_eq!(
+        provider.credentials().access_key().unwrap().key_id(),
+        "key-2"
+    );
+}

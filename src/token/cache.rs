@@ -876,6 +876,11 @@ async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>
                         next_fetch = later(now, delay);
                         not_before = retry_after.map(|_| next_fetch);
                         attempt.failed(&error, delay, dead_at(&shared));
+                        if matches!(error.status(), Some(s) if s == http::StatusCode::UNAUTHORIZED) {
+                            // The endpoint refused the key itself: a rotation the
+                            // provider has not seen yet could explain it.
+                            shared.provider.credentials_rejected(credentials.id());
+                        }
                         tracing::warn!(
                             target: "sinch_auth",
                             source = name,
