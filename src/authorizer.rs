@@ -68,6 +68,7 @@ pub(crate) struct Ticket(Arc<Current>);
 
 impl Ticket {
     /// The grant for `request`, whose `Authorization` header is already set.
+    #[inline(always)]
     pub(crate) fn grant<R: Outgoing>(self, request: &R) -> Grant<R::Copy> {
         Grant {
             copy: request.try_copy(),
