@@ -44,6 +44,8 @@ pub(crate) trait Outgoing: Sized + Send + 'static {
     fn headers(&self) -> &HeaderMap;
     fn headers_mut(&mut self) -> &mut HeaderMap;
     /// A copy to send again, if the body can be replayed without reading it.
+    /// Called once `Authorization` is set; the copy need not keep that
+    /// header (the resend sets its own).
     fn try_copy(&self) -> Option<Self::Copy>;
     /// The request to send again, from its copy.
     fn restore(copy: Self::Copy) -> Self;
@@ -59,6 +61,22 @@ pub(crate) struct Grant<C> {
     copy: Option<C>,
 }
 
+/// A request went out with a cached token and resends are on: the adapter
+/// turns this into a [`Grant`] once the request's headers are set, so the
+/// copy is made where it is kept (not moved through [`Authorized`]).
+pub(crate) struct Ticket(Arc<Current>);
+
+impl Ticket {
+    /// The grant for `request`, whose `Authorization` header is already set.
+    #[inline(always)]
+    pub(crate) fn grant<R: Outgoing>(self, request: &R) -> Grant<R::Copy> {
+        Grant {
+            copy: request.try_copy(),
+            token: self.0,
+        }
+    }
+}
+
 impl<C> Grant<C> {
     /// Whether a resend is possible at all (the body was replayable).
     pub(crate) fn can_resend(&self) -> bool {
@@ -67,10 +85,10 @@ impl<C> Grant<C> {
 }
 
 /// What [`Authorizer::authorize`] did with a request.
-pub(crate) enum Authorized<C> {
+pub(crate) enum Authorized {
     /// Send it now: its headers are set (or it goes untouched). With a
-    /// grant, give the answer to [`rejected`].
-    Ready(Option<Grant<C>>),
+    /// ticket, make its [`Grant`] and give the answer to [`rejected`].
+    Ready(Option<Ticket>),
     /// It cannot be authenticated; do not send it.
     Failed(AuthError),
     /// A token wait or a body read comes first: [`Later::run`] with the request.
@@ -100,10 +118,10 @@ impl Later {
             match work {
                 Work::Wait(cache) => {
                     let token = observe::wait(cache.source_name(), false, cache.wait(None)).await?;
-                    let grant = authorizer.grant(&request, &token);
                     request
                         .headers_mut()
                         .insert(AUTHORIZATION, token.header.clone());
+                    let grant = authorizer.ticket(&token).map(|t| t.grant(&request));
                     Ok((request, grant))
                 }
                 Work::Sign(credentials) => {
@@ -269,17 +287,13 @@ impl Authorizer {
         self: &Arc<Self>,
         memo: &mut Memo,
         request: &mut R,
-    ) -> Authorized<R::Copy> {
+    ) -> Authorized {
         if !self.options.overwrite && request.headers().contains_key(AUTHORIZATION) {
             return Authorized::Ready(None);
         }
         if let Some((value, token)) = self.remembered(memo, request.target()) {
-            let grant = token.map(|token| Grant {
-                copy: request.try_copy(),
-                token,
-            });
             request.headers_mut().insert(AUTHORIZATION, value);
-            return Authorized::Ready(grant);
+            return Authorized::Ready(token.map(Ticket));
         }
         let provider = &*self.provider;
         let destination = match self.router.route(request.target(), || {
@@ -329,11 +343,10 @@ impl Authorizer {
                         hits: 0,
                     });
                 }
-                let grant = self.grant(&*request, &token);
                 request
                     .headers_mut()
                     .insert(AUTHORIZATION, token.header.clone());
-                Authorized::Ready(grant)
+                Authorized::Ready(self.ticket(&token))
             }
             Ok(Header::Wait(cache)) => later(Work::Wait(cache)),
             Ok(Header::Sign(credentials)) => later(Work::Sign(credentials)),
@@ -373,11 +386,10 @@ impl Authorizer {
     }
 
     /// What the 401-`expired` rule needs of a request sent with `token`.
-    fn grant<R: Outgoing>(&self, request: &R, token: &Arc<Current>) -> Option<Grant<R::Copy>> {
-        self.options.resend_on_expired.then(|| Grant {
-            token: token.clone(),
-            copy: request.try_copy(),
-        })
+    fn ticket(&self, token: &Arc<Current>) -> Option<Ticket> {
+        self.options
+            .resend_on_expired
+            .then(|| Ticket(token.clone()))
     }
 
     /// The header for a scheme, or what to do to get one.

@@ -438,6 +438,37 @@ async fn a_401_expired_once_refreshes_once_and_resends_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_resend_keeps_the_requests_own_headers_and_body_with_one_fresh_authorization() {
+    let sinch = stand_in(HOUR).await;
+    let client = ServiceBuilder::new()
+        .layer(layer(&sinch, fault_config()))
+        .service(sinch.client());
+    let url = format!("{}/v1/x", sinch.url());
+    send(&client, get(&url)).await;
+    let first = sinch.last_request().unwrap().headers[AUTHORIZATION].clone();
+    sinch.answer_expired_next(1);
+    // A header set by the caller and one the caller repeated: the resend
+    // keeps both, next to the layer's one `Authorization`.
+    let request = Request::post(&url)
+        .header("x-trace", "t-1")
+        .header("accept", "text/plain")
+        .header("accept", "application/json")
+        .body(Full::new(Bytes::from_static(b"payload")))
+        .unwrap();
+    let (status, body) = send(&client, request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sinch.api_requests(), 3);
+    let resent = sinch.last_request().unwrap();
+    assert_eq!(resent.headers["x-trace"], "t-1");
+    let accept: Vec<_> = resent.headers.get_all("accept").iter().collect();
+    assert_eq!(accept, ["text/plain", "application/json"]);
+    let authorization: Vec<_> = resent.headers.get_all(AUTHORIZATION).iter().collect();
+    assert_eq!(authorization.len(), 1, "one Authorization on the resend");
+    assert_ne!(authorization[0], first, "the refused token is not reused");
+    assert_eq!(resent.body, Bytes::from_static(b"payload"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_server_that_always_says_expired_gets_one_resend_per_request_and_bounded_fetches() {
     let sinch = stand_in(HOUR).await;
     let config = fault_config().min_forced_interval(Duration::from_millis(100));

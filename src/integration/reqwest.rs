@@ -218,7 +218,10 @@ impl Middleware for SinchAuthMiddleware {
             .authorizer
             .authorize(&mut Memo::default(), &mut request)
         {
-            Authorized::Ready(grant) => (request, grant),
+            Authorized::Ready(ticket) => {
+                let grant = ticket.map(|t| t.grant(&request));
+                (request, grant)
+            }
             Authorized::Failed(error) => return Err(fail(error)),
             Authorized::Later(later) => later.run(request).await.map_err(fail)?,
         };
