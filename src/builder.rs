@@ -190,7 +190,7 @@ impl SinchAuthBuilder {
     /// Shares OAuth2 tokens with other processes through a store (for
     /// example Redis, feature `redis`); the in-process cache stays in front.
     /// A custom [`token_source`](Self::token_source) takes part only if it
-    /// names a [`store_key`](TokenSource::store_key).
+    /// names a [`share_key`](TokenSource::share_key).
     pub fn token_store(mut self, store: impl TokenStore) -> Self {
         self.tokens.store = Some(Arc::new(store));
         self
