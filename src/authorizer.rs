@@ -70,8 +70,14 @@ impl Ticket {
     /// The grant for `request`, whose `Authorization` header is already set.
     #[inline(always)]
     pub(crate) fn grant<R: Outgoing>(self, request: &R) -> Grant<R::Copy> {
+        self.grant_with(request.try_copy())
+    }
+
+    /// The grant holding `copy`, made by the adapter where it keeps it.
+    #[inline(always)]
+    pub(crate) fn grant_with<C>(self, copy: Option<C>) -> Grant<C> {
         Grant {
-            copy: request.try_copy(),
+            copy,
             token: self.0,
         }
     }
@@ -164,13 +170,24 @@ impl<C: Send + 'static> Retry<C> {
 /// mentions `expired`, clear the token the request used if it is still
 /// current, and resend once if the request could be copied.
 /// The grant is left in place (the copy taken out when a resend is due):
-/// an answer that is not a 401 costs one comparison.
+/// an answer that is not a 401 costs one inlined comparison.
+#[inline]
 pub(crate) fn rejected<C>(
     grant: &mut Grant<C>,
     status: StatusCode,
     headers: &HeaderMap,
 ) -> Option<Retry<C>> {
-    if status != StatusCode::UNAUTHORIZED || !mentions_expired(headers) {
+    if status != StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    refused(grant, headers)
+}
+
+/// [`rejected`] for a 401: off the path of every other answer.
+#[cold]
+#[inline(never)]
+fn refused<C>(grant: &mut Grant<C>, headers: &HeaderMap) -> Option<Retry<C>> {
+    if !mentions_expired(headers) {
         return None;
     }
     let cache = grant.token.cache()?;
@@ -288,7 +305,9 @@ impl Authorizer {
         memo: &mut Memo,
         request: &mut R,
     ) -> Authorized {
-        if !self.options.overwrite && request.headers().contains_key(AUTHORIZATION) {
+        let headers = request.headers();
+        // (`is_empty` first: a request with no headers skips hashing the name.)
+        if !self.options.overwrite && !headers.is_empty() && headers.contains_key(AUTHORIZATION) {
             return Authorized::Ready(None);
         }
         if let Some((value, token)) = self.remembered(memo, request.target()) {

@@ -33,6 +33,7 @@ impl AuthBody for Full<Bytes> {
         Full::new(bytes)
     }
 
+    #[inline]
     fn try_clone(&self) -> Option<Self> {
         Some(self.clone())
     }
