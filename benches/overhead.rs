@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::Criterion;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use sinch_auth::token::{Token, source_fn};
@@ -36,6 +36,16 @@ fn request() -> Request<Full<Bytes>> {
     request
 }
 
+/// The same request with one header of its own (`content-type`), as most
+/// API calls carry: the resend copy then copies a header list.
+fn request_with_header() -> Request<Full<Bytes>> {
+    let mut request = request();
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    request
+}
+
 type Inner = tower::util::ServiceFn<
     fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<()>, Infallible>>,
 >;
@@ -50,14 +60,14 @@ fn inner() -> Inner {
     tower::service_fn(answer as fn(_) -> _)
 }
 
-/// One request through `service`, driven synchronously.
-fn once<S>(service: &mut S, cx: &mut Context<'_>)
+/// One request (made by `make`) through `service`, driven synchronously.
+fn once<S>(service: &mut S, make: fn() -> Request<Full<Bytes>>, cx: &mut Context<'_>)
 where
     S: Service<Request<Full<Bytes>>>,
     S::Error: std::fmt::Debug,
 {
     assert!(service.poll_ready(cx).is_ready());
-    let future = pin!(service.call(request()));
+    let future = pin!(service.call(make()));
     match future.poll(cx) {
         Poll::Ready(Ok(response)) => {
             black_box(response);
@@ -115,12 +125,23 @@ fn oauth2_layer(resend: bool) -> SinchAuthLayer {
 /// One way of sending the request, ready to run.
 type Variant = (&'static str, Box<dyn FnMut(&mut Context<'_>)>);
 
-fn service<S>(mut service: S) -> Box<dyn FnMut(&mut Context<'_>)>
+fn service<S>(service: S) -> Box<dyn FnMut(&mut Context<'_>)>
 where
     S: Service<Request<Full<Bytes>>> + 'static,
     S::Error: std::fmt::Debug,
 {
-    Box::new(move |cx| once(&mut service, cx))
+    service_sending(service, request)
+}
+
+fn service_sending<S>(
+    mut service: S,
+    make: fn() -> Request<Full<Bytes>>,
+) -> Box<dyn FnMut(&mut Context<'_>)>
+where
+    S: Service<Request<Full<Bytes>>> + 'static,
+    S::Error: std::fmt::Debug,
+{
+    Box::new(move |cx| once(&mut service, make, cx))
 }
 
 /// The baselines and every cached path of ours, warmed up (tokens in cache).
@@ -156,6 +177,24 @@ fn variants(runtime: &tokio::runtime::Runtime) -> Vec<Variant> {
             ),
         ),
         ("ours_oauth2_cached", ours(oauth2_layer(true))),
+        (
+            "B_with_header",
+            service_sending(
+                AddAuthorizationLayer::bearer(TOKEN).layer(inner()),
+                request_with_header,
+            ),
+        ),
+        (
+            "ours_oauth2_cached_with_header",
+            service_sending(warm(oauth2_layer(true)).layer(inner()), request_with_header),
+        ),
+        (
+            "ours_oauth2_cached_no_resend_with_header",
+            service_sending(
+                warm(oauth2_layer(false)).layer(inner()),
+                request_with_header,
+            ),
+        ),
         ("ours_oauth2_cached_no_resend", ours(oauth2_layer(false))),
         (
             "ours_rotating_provider",
