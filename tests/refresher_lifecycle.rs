@@ -422,3 +422,103 @@ async fn a_refresh_ahead_asks_for_a_token_that_outlives_the_one_held() {
     // margin: 5 % of its lifetime (180 s here).
     assert_eq!(must_outlive, held_left + Duration::from_secs(180));
 }
+
+/// An API that answers 200, except to headers it has been told to refuse:
+/// those get a 401 whose `www-authenticate` says `expired`. The first
+/// refusal is held at a barrier (twice: "arrived", then "answer now"), so the
+/// test can act while that request is in flight.
+#[derive(Clone, Default)]
+struct RefusingApi {
+    seen: Arc<Mutex<Vec<String>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+    hold_first: Arc<Mutex<Option<Arc<std::sync::Barrier>>>>,
+}
+
+impl Service<Request<Full<Bytes>>> for RefusingApi {
+    type Response = Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Response<()>, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        let header = request.headers()[AUTHORIZATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        self.seen.lock().unwrap().push(header.clone());
+        if !self.refused.lock().unwrap().contains(&header) {
+            return std::future::ready(Ok(Response::new(())));
+        }
+        let hold = self.hold_first.lock().unwrap().take();
+        if let Some(barrier) = hold {
+            barrier.wait();
+            barrier.wait();
+        }
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static(
+                r#"Bearer error="invalid_token", error_description="expired""#,
+            ),
+        );
+        std::future::ready(Ok(response))
+    }
+}
+
+#[test]
+fn a_token_refused_as_expired_while_its_refresher_died_is_replaced_not_sent_again() {
+    // The refresher that fetched the token dies with its runtime while a
+    // request carrying that token is in flight on another runtime (the
+    // cache then holds the same token under a new identity). The 401 that
+    // request gets must still clear the token, and its resend carry a new one.
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .refresh(RefreshConfig::default().wait_timeout(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let first = current_thread_runtime();
+    let status = first
+        .block_on(layer.layer(api.clone()).oneshot(get(url)))
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+
+    api.refused.lock().unwrap().push("Bearer tok-0".into());
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    *api.hold_first.lock().unwrap() = Some(barrier.clone());
+    let in_flight = std::thread::spawn({
+        let service = layer.layer(api.clone());
+        move || {
+            current_thread_runtime()
+                .block_on(service.oneshot(get(url)))
+                .unwrap()
+                .status()
+        }
+    });
+    barrier.wait(); // the request with tok-0 has reached the API
+    drop(first); // and the refresher that fetched tok-0 is gone
+    barrier.wait(); // now the API refuses it as expired
+
+    assert_eq!(in_flight.join().unwrap(), StatusCode::OK);
+    let seen = api.seen.lock().unwrap().clone();
+    assert_eq!(seen, ["Bearer tok-0", "Bearer tok-0", "Bearer tok-1"]);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}

@@ -72,9 +72,10 @@ async fn start() -> (SocketAddr, Arc<AtomicUsize>) {
         )
         .route(
             "/boxed",
-            post(|| async { "handled" }).layer(VerifyLayer::new(Box::new(
-                WebhookVerifier::new("webhook-secret").clock(clock.clone()),
-            ) as Box<dyn Verifier>)),
+            post(|| async { "handled" })
+                .layer(VerifyLayer::new(Box::new(
+                    WebhookVerifier::new("webhook-secret").clock(clock.clone()),
+                ) as Box<dyn Verifier>)),
         )
         .route(
             "/voice",

@@ -421,7 +421,10 @@ mod tests {
         for body in [b"{\"a\":1}", b"{\"a\":2}"] {
             let ready = service.ready().await.unwrap();
             let response = ready.call(signed(body)).await.unwrap();
-            assert_eq!(read(response).await, (StatusCode::OK, Bytes::from_static(body)));
+            assert_eq!(
+                read(response).await,
+                (StatusCode::OK, Bytes::from_static(body))
+            );
         }
     }
 
@@ -441,10 +444,7 @@ mod tests {
     #[test]
     fn debug_shows_the_limit_and_the_verifier_never_its_secret() {
         let layer = VerifyLayer::new(NumbersVerifier::new("numbers-secret")).body_limit(16);
-        for shown in [
-            format!("{layer:?}"),
-            format!("{:?}", layer.layer("inner")),
-        ] {
+        for shown in [format!("{layer:?}"), format!("{:?}", layer.layer("inner"))] {
             assert!(shown.contains("body_limit: 16"), "{shown}");
             assert!(shown.contains("NumbersVerifier"), "{shown}");
             assert!(!shown.contains("numbers-secret"), "{shown}");
