@@ -421,3 +421,47 @@ fn a_new_secret_under_the_same_application_key_is_a_rotation() {
         "{after:?}"
     );
 }
+
+#[test]
+fn a_source_handing_out_the_current_secret_again_keeps_the_previous_ones_grace() {
+    // After a real rotation, a source that re-announces the current secret
+    // (a new value, the same text: a secret manager's periodic re-read) is no
+    // rotation: the previous secret keeps its grace period.
+    let clock = ManualClock::new(at(START));
+    let webhook_secret = RotatingSecret::new("old-webhook-secret");
+    let numbers_secret = RotatingSecret::new("old-numbers-secret");
+    let webhooks = WebhookVerifier::from_source(webhook_secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    let callbacks = NumbersVerifier::from_source(numbers_secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    webhook_secret.rotate("new-webhook-secret");
+    numbers_secret.rotate("new-numbers-secret");
+    assert!(
+        webhooks
+            .verify(&webhook("new-webhook-secret", "new", clock.now()), b"{}")
+            .is_ok()
+    );
+    assert!(
+        callbacks
+            .verify(&numbers("new-numbers-secret"), b"{}")
+            .is_ok()
+    );
+    clock.advance(STEP);
+    webhook_secret.rotate("new-webhook-secret");
+    numbers_secret.rotate("new-numbers-secret");
+    assert!(matches!(
+        webhooks.verify(&webhook("old-webhook-secret", "old", clock.now()), b"{}"),
+        Ok(Verified::Webhook {
+            secret: SecretUsed::Previous,
+            ..
+        })
+    ));
+    assert_eq!(
+        callbacks.verify(&numbers("old-numbers-secret"), b"{}"),
+        Ok(Verified::Numbers {
+            secret: SecretUsed::Previous
+        })
+    );
+}
