@@ -522,3 +522,46 @@ fn a_token_refused_as_expired_while_its_refresher_died_is_replaced_not_sent_agai
     assert_eq!(seen, ["Bearer tok-0", "Bearer tok-0", "Bearer tok-1"]);
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_fractional_exp_claim_limits_the_token_like_a_whole_one() {
+    // `exp` is a NumericDate, which JSON may write with a fraction: this one
+    // ends the token 100.5 s from now, long before its hour of `expires_in`.
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let clock = TokioClock::new(start);
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":1700000100.5}"#);
+    let short = format!("{header}.{payload}.c2ln");
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            let value = if n == 0 {
+                short.clone()
+            } else {
+                format!("tok-{n}")
+            };
+            async move { Ok(Token::new(value, Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let recorder = Recorder {
+        clock,
+        seen: Arc::default(),
+    };
+    let service = layer.layer(recorder.clone());
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    service.clone().oneshot(get(url)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(200)).await;
+    service.clone().oneshot(get(url)).await.unwrap();
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert!(seen[0].0.ends_with(".c2ln"), "{seen:?}");
+    assert_eq!(seen[1].0, "Bearer tok-1");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
