@@ -7,8 +7,8 @@ use sinch_auth::ApplicationCredentials;
 use sinch_auth::clock::ManualClock;
 use sinch_auth::scheme::application::{format_timestamp, sign};
 use sinch_auth::verify::{
-    ApplicationVerifier, Freshness, RecordFuture, Rejection, ReplayEntry, ReplayStore, Verifier,
-    WebhookVerifier, webhook_signature,
+    ApplicationVerifier, Freshness, RecordFuture, Rejection, ReplayEntry, ReplayMemory,
+    ReplayStore, Verifier, WebhookVerifier, webhook_signature,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -392,5 +392,17 @@ async fn a_custom_store_sees_a_digest_and_the_rest_of_the_window_never_the_value
         assert!(shown.contains(&format!("what: {what:?}")), "{shown}");
         assert!(shown.contains(&format!("{:?}", entry.ttl())), "{shown}");
         assert!(!shown.contains(value), "{shown}");
+    }
+}
+
+#[test]
+fn a_replay_memory_holds_at_least_one_entry_and_says_how_many() {
+    for (asked, held) in [(8, 8), (1, 1), (0, 1)] {
+        let memory = ReplayMemory::new(asked);
+        assert_eq!(memory.capacity(), held);
+        assert_eq!(
+            format!("{memory:?}"),
+            format!("ReplayMemory {{ capacity: {held}, .. }}")
+        );
     }
 }
