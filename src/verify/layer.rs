@@ -452,6 +452,39 @@ mod tests {
         assert!(format!("{:?}", layer.layer("inner")).contains("inner: \"inner\""));
     }
 
+    /// A body whose connection breaks before it ends.
+    struct BrokenOff;
+
+    impl Body for BrokenOff {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionReset.into())))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_cannot_be_read_gets_an_empty_400_not_413() {
+        let service = VerifyLayer::new(NumbersVerifier::new("s")).layer(tower::service_fn(
+            |_: Request<axum::body::Body>| async {
+                Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+            },
+        ));
+        let request = Request::post("/n")
+            .header("x-sinch-signature", numbers_signature("s", b"{}"))
+            .body(axum::body::Body::new(BrokenOff))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(
+            read(response).await,
+            (StatusCode::BAD_REQUEST, Bytes::new())
+        );
+    }
+
     #[tokio::test]
     async fn bodies_over_the_limit_get_413() {
         let at_limit = service().oneshot(signed(&[b'x'; 16])).await.unwrap();
