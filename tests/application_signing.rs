@@ -83,6 +83,14 @@ fn s3_with_and_without_body_match_the_spec() {
 fn timestamps_are_iso8601_utc_with_milliseconds() {
     let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_644_211_999);
     assert_eq!(format_timestamp(t), "2023-11-22T09:10:11.999Z");
+    // Sub-millisecond parts are dropped towards the past, on both sides of
+    // the epoch.
+    let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_644_211_999_900);
+    assert_eq!(format_timestamp(t), "2023-11-22T09:10:11.999Z");
+    let before = |micros| SystemTime::UNIX_EPOCH - Duration::from_micros(micros);
+    assert_eq!(format_timestamp(before(1_500)), "1969-12-31T23:59:59.998Z");
+    assert_eq!(format_timestamp(before(2_000)), "1969-12-31T23:59:59.998Z");
+    assert_eq!(format_timestamp(before(1)), "1969-12-31T23:59:59.999Z");
 }
 
 #[test]

@@ -727,3 +727,23 @@ async fn token_answers_of_unbounded_size_are_cut_off_at_the_limit() {
         FetchError::ResponseTooLarge { .. }
     ));
 }
+
+#[test]
+fn basic_credentials_of_any_length_encode_without_panicking() {
+    // RFC 7617 allows an empty user id or password; the header is still
+    // `Basic base64(user ":" password)`.
+    for (user, password, expected) in [
+        ("", "secret", "Basic OnNlY3JldA=="),
+        ("user", "", "Basic dXNlcjo="),
+        ("", "", "Basic Og=="),
+        (
+            "k",
+            "a-much-longer-password",
+            "Basic azphLW11Y2gtbG9uZ2VyLXBhc3N3b3Jk",
+        ),
+    ] {
+        let value = sinch_auth::scheme::basic(user, password);
+        assert_eq!(value, expected, "{user:?} {password:?}");
+        assert!(value.is_sensitive());
+    }
+}

@@ -231,3 +231,22 @@ fn earlier_fuzz_findings_still_pass() {
         "S0tLS0tLS0tLS0tLS0tLS0t5S0tLS0tLS0smS0tTS0tLS0tLS0tLS0tLS0tLS0tLS2siS0tLS0tLS0tLS0tLSywsLCwsLCwsLCwsS0tLS0t5bGxsbGxsbGxsbGxsbGxsbEtLS0tLS0tLJktLU0tLS0tLS0tLS0tLS0tLS0tLS0trIg==",
     ));
 }
+
+/// `exp` is a NumericDate: seconds since the epoch, a fraction allowed; a
+/// negative one, or one that is not a number, is no `exp` at all.
+#[test]
+fn jwt_exp_claims_are_read_as_numeric_dates() {
+    use base64::Engine as _;
+    let jwt = |claims: &str| {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+        format!("eyJhbGciOiJub25lIn0.{payload}.c2ln")
+    };
+    let read = |claims: &str| sinch_auth::__fuzz::jwt_expiry(&jwt(claims));
+    assert_eq!(read(r#"{"exp":1700000100}"#), Some(1_700_000_100));
+    assert_eq!(read(r#"{"exp":1700000100.5}"#), Some(1_700_000_100));
+    assert_eq!(read(r#"{"exp":0.25}"#), Some(0));
+    assert_eq!(read(r#"{"exp":-1}"#), None);
+    assert_eq!(read(r#"{"exp":-1.5}"#), None);
+    assert_eq!(read(r#"{"exp":"1700000100"}"#), None);
+    assert_eq!(read(r#"{"exp":null}"#), None);
+}

@@ -212,3 +212,40 @@ fn debug_of_every_type_holding_a_secret_shows_none() {
     assert!(debug[0].contains(APP_KEY));
     assert!(debug[6].contains("alice"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_layers_debug_says_whether_it_holds_a_token_never_the_token() {
+    use sinch_auth::token::{Token, source_fn};
+    use sinch_auth::{AccessKey, Scheme, SinchAuthLayer, StaticCredentials};
+    const TOKEN: &str = "token-value-do-not-log";
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(
+        AccessKey::new("proj", "key-id", "KEY-SECRET-debug").unwrap(),
+    ))
+    .scheme(Scheme::OAuth2)
+    .token_source(source_fn(|_| async {
+        Ok(Token::new(TOKEN, Duration::from_secs(3600)))
+    }))
+    .build()
+    .unwrap();
+    let before = format!("{layer:?}");
+    assert!(before.contains("has_token: false"), "{before}");
+    let service = layer
+        .clone()
+        .layer(tower::service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::<Bytes>::default()))
+        }));
+    let request = Request::get("https://numbers.api.sinch.com/v1/projects/proj/activeNumbers")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(
+        service.oneshot(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+    for shown in [format!("{layer:?}"), format!("{layer:#?}")] {
+        assert!(shown.contains("has_token: true"), "{shown}");
+        assert!(
+            !shown.contains(TOKEN) && !shown.contains("KEY-SECRET-debug"),
+            "{shown}"
+        );
+    }
+}

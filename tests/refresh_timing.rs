@@ -163,6 +163,37 @@ async fn failures_back_off_with_full_jitter_growing_by_four() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn once_no_request_waits_any_more_retries_back_off_again() {
+    // While a request waits, the endpoint is retried within a second; once
+    // it has given up and nobody waits, the backoff (up to a minute) applies.
+    let source = Scripted::new((0..5000).map(|_| endpoint(503, None)).collect());
+    let capture = Capture::default();
+    let config = RefreshConfig::default().wait_timeout(Duration::from_secs(2));
+    let service = source.layer(config).layer(capture.service());
+    let error = service.clone().oneshot(get(URL)).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ServiceError::Auth(AuthError::TokenUnavailable { .. })
+        ),
+        "{error:?}"
+    );
+    let while_waiting = source.fetches();
+    assert!(
+        while_waiting >= 2,
+        "{while_waiting} attempts while a request waited"
+    );
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let unattended = source.fetches() - while_waiting;
+    // Backoff capped at 60 s with full jitter: about 20 in ten minutes;
+    // retrying as if a request still waited would be over a thousand.
+    assert!(
+        unattended < 100,
+        "{unattended} attempts in ten minutes with no request waiting"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failing_refresh_keeps_serving_the_valid_token_then_fails_typed_after_expiry() {
     // First token lives 10 minutes; every refresh after it fails with 500.
     let mut script = vec![Ok(Token::new("only", Duration::from_secs(600)))];

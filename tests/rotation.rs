@@ -13,7 +13,7 @@ use http::header::AUTHORIZATION;
 use sinch_auth::testkit::SinchStandIn;
 use sinch_auth::token::RefreshConfig;
 use sinch_auth::{AccessKey, RotatingCredentials, Scheme, ServicePlan, SinchAuthLayer};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt as _};
 
 fn basic(id: &str, token: &str) -> String {
     format!(
@@ -176,4 +176,69 @@ async fn a_rotation_is_noticed_by_the_refresher_without_any_request() {
     }
     let (_, body) = send(&client, get(format!("{}/v1/x", sinch.url()))).await;
     assert!(body.contains("oauth2:key-2"), "{body}");
+}
+
+/// A provider that cannot push changes (no `changes()`), like the trait's
+/// own example: a rotation is seen only when a request asks for credentials.
+#[derive(Clone)]
+struct Unannounced(Arc<std::sync::Mutex<Arc<sinch_auth::Credentials>>>);
+
+impl sinch_auth::CredentialProvider for Unannounced {
+    fn credentials(&self) -> Arc<sinch_auth::Credentials> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rotation_the_provider_cannot_announce_is_refetched_on_the_next_request() {
+    use sinch_auth::token::{FetchRequest, Token, source_fn};
+    let key = |id: &str| {
+        Arc::new(sinch_auth::Credentials::from(
+            AccessKey::new("proj", id, "KEY-SECRET-unannounced").unwrap(),
+        ))
+    };
+    let provider = Unannounced(Arc::new(std::sync::Mutex::new(key("key-1"))));
+    let fetched = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let source = source_fn({
+        let fetched = fetched.clone();
+        move |request: FetchRequest| {
+            let id = request
+                .credentials()
+                .access_key()
+                .unwrap()
+                .key_id()
+                .to_owned();
+            fetched.lock().unwrap().push(id.clone());
+            async move { Ok(Token::new(format!("tok-{id}"), Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(provider.clone())
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let capture = common::Capture::default();
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(capture.service());
+    let url = "https://numbers.api.sinch.com/v1/projects/proj/activeNumbers";
+    assert_eq!(
+        service.clone().oneshot(get(url)).await.unwrap().status(),
+        http::StatusCode::OK
+    );
+    *provider.0.lock().unwrap() = key("key-2");
+    // This request sees the change (and may still carry the old token) ...
+    assert_eq!(
+        service.clone().oneshot(get(url)).await.unwrap().status(),
+        http::StatusCode::OK
+    );
+    // ... and asks for a token of the new key at once, not at the old
+    // token's refresh point an hour away.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        service.clone().oneshot(get(url)).await.unwrap().status(),
+        http::StatusCode::OK
+    );
+    assert_eq!(*fetched.lock().unwrap(), ["key-1", "key-2"]);
+    assert_eq!(capture.last().headers[AUTHORIZATION], "Bearer tok-key-2");
 }

@@ -7,7 +7,8 @@ use sinch_auth::ApplicationCredentials;
 use sinch_auth::clock::ManualClock;
 use sinch_auth::scheme::application::{format_timestamp, sign};
 use sinch_auth::verify::{
-    ApplicationVerifier, Freshness, Rejection, Verifier, WebhookVerifier, webhook_signature,
+    ApplicationVerifier, Freshness, RecordFuture, Rejection, ReplayEntry, ReplayMemory,
+    ReplayStore, Verifier, WebhookVerifier, webhook_signature,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -328,4 +329,80 @@ fn a_replayed_webhook_is_refused_by_default() {
         verifier.verify(&parts, b"{}"),
         Err(Rejection::Replayed { what: "nonce" })
     );
+}
+
+/// A custom shared store that keeps every entry it is asked to record.
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<ReplayEntry>>);
+
+impl ReplayStore for Recording {
+    fn record<'a>(&'a self, entry: &'a ReplayEntry) -> RecordFuture<'a> {
+        self.0.lock().unwrap().push(*entry);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[tokio::test]
+async fn a_custom_store_sees_a_digest_and_the_rest_of_the_window_never_the_value() {
+    use sha2::{Digest as _, Sha256};
+    let store = std::sync::Arc::new(Recording::default());
+    let webhooks = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_store(store.clone());
+    let callbacks = ApplicationVerifier::new(app())
+        .clock(ManualClock::new(at(NOW)))
+        .replay_store(store.clone());
+    // Signed 100 s ago: 200 s of the default 300 s window left.
+    let nonce = "n-custom-store";
+    assert!(
+        webhooks
+            .verify_async(&webhook(nonce, NOW - 100, b"{}"), b"{}")
+            .await
+            .is_ok()
+    );
+    let signed = callback(at(NOW - 40), b"{}");
+    assert!(callbacks.verify_async(&signed, b"{}").await.is_ok());
+    let signature = signed.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .split_once(':')
+        .unwrap()
+        .1
+        .to_owned();
+
+    let entries = store.0.lock().unwrap().clone();
+    assert_eq!(entries.len(), 2);
+    for (entry, what, value, left) in [
+        (&entries[0], "nonce", nonce, 200),
+        (&entries[1], "signature", signature.as_str(), 260),
+    ] {
+        let expected: [u8; 32] = Sha256::new()
+            .chain_update(what)
+            .chain_update([0])
+            .chain_update(value)
+            .finalize()
+            .into();
+        assert_eq!(entry.digest(), &expected);
+        assert_eq!(entry.what(), what);
+        // The rest of the window, plus the second of margin.
+        assert_eq!(entry.ttl(), Some(Duration::from_secs(left + 1)));
+        let shown = format!("{entry:?}");
+        let prefix: String = expected[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert!(shown.contains(&prefix), "{shown}");
+        assert!(shown.contains(&format!("what: {what:?}")), "{shown}");
+        assert!(shown.contains(&format!("{:?}", entry.ttl())), "{shown}");
+        assert!(!shown.contains(value), "{shown}");
+    }
+}
+
+#[test]
+fn a_replay_memory_holds_at_least_one_entry_and_says_how_many() {
+    for (asked, held) in [(8, 8), (1, 1), (0, 1)] {
+        let memory = ReplayMemory::new(asked);
+        assert_eq!(memory.capacity(), held);
+        assert_eq!(
+            format!("{memory:?}"),
+            format!("ReplayMemory {{ capacity: {held}, .. }}")
+        );
+    }
 }

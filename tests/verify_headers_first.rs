@@ -19,7 +19,9 @@ use http_body::Frame;
 use sinch_auth::ApplicationCredentials;
 use sinch_auth::clock::ManualClock;
 use sinch_auth::scheme::application::{format_timestamp, sign};
-use sinch_auth::verify::{ApplicationVerifier, VerifyLayer, WebhookVerifier};
+use sinch_auth::verify::{
+    ApplicationVerifier, NumbersVerifier, Verifier, VerifyLayer, WebhookVerifier,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -69,6 +71,18 @@ async fn start() -> (SocketAddr, Arc<AtomicUsize>) {
             post(|| async { "handled" }).layer(VerifyLayer::new(
                 WebhookVerifier::new("webhook-secret").clock(clock.clone()),
             )),
+        )
+        .route(
+            "/numbers",
+            post(|| async { "handled" })
+                .layer(VerifyLayer::new(NumbersVerifier::new("numbers-secret"))),
+        )
+        .route(
+            "/boxed",
+            post(|| async { "handled" })
+                .layer(VerifyLayer::new(Box::new(
+                    WebhookVerifier::new("webhook-secret").clock(clock.clone()),
+                ) as Box<dyn Verifier>)),
         )
         .route(
             "/voice",
@@ -195,6 +209,8 @@ async fn an_unsigned_slow_body_is_refused_before_it_is_sent_and_never_read() {
                 ),
             ],
         ),
+        ("a boxed verifier, no signature headers", "/boxed", vec![]),
+        ("no x-sinch-signature", "/numbers", vec![]),
         ("no authorization", "/voice", vec![]),
         (
             "an unknown application key",

@@ -22,8 +22,8 @@ use sinch_auth::ApplicationCredentials;
 use sinch_auth::clock::ManualClock;
 use sinch_auth::scheme::application::{format_timestamp, sign};
 use sinch_auth::verify::{
-    ApplicationVerifier, RedisReplayStore, Rejection, Verifier, VerifyLayer, WebhookVerifier,
-    WhenUnavailable, webhook_signature,
+    ApplicationVerifier, Freshness, RedisReplayStore, Rejection, Verifier, VerifyLayer,
+    WebhookVerifier, WhenUnavailable, webhook_signature,
 };
 use tower::{Layer, ServiceExt};
 
@@ -222,6 +222,29 @@ async fn entries_live_as_long_as_the_freshness_window() {
     let mut connection = server.connection().await;
     let ttl_ms: i64 = connection.pttl(&key).await.unwrap();
     assert!((199_000..=201_000).contains(&ttl_ms), "{ttl_ms}");
+}
+
+#[tokio::test]
+async fn without_a_freshness_window_entries_live_a_day() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(now()))
+        .freshness(Freshness::disabled())
+        .replay_store(store(&server));
+    assert!(
+        verifier
+            .verify_async(&webhook("n-day", b"{}"), b"{}")
+            .await
+            .is_ok()
+    );
+    let key = replay_keys(&server).await.remove(0);
+    let mut connection = server.connection().await;
+    let ttl_ms: i64 = connection.pttl(&key).await.unwrap();
+    let day = i64::try_from(RedisReplayStore::TTL_WITHOUT_WINDOW.as_millis()).unwrap();
+    assert_eq!(day, 86_400_000);
+    assert!((day - 5_000..=day).contains(&ttl_ms), "{ttl_ms}");
 }
 
 #[tokio::test]

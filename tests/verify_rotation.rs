@@ -338,3 +338,130 @@ fn secrets_never_appear_in_debug() {
         assert!(!debug.contains(leaked), "{debug}");
     }
 }
+
+#[test]
+fn an_access_key_rotation_after_an_application_rotation_keeps_the_old_applications_grace() {
+    // The application rotates, then (inside its grace period) only the
+    // access key beside it does: the old application must still be
+    // accepted until its own grace period ends, not lose it to the second,
+    // application-neutral rotation.
+    let clock = ManualClock::new(at(START));
+    let old = || ApplicationCredentials::new("app-old", "b2xkLWFwcC1zZWNyZXQ=").unwrap();
+    let new = || ApplicationCredentials::new("app-new", "bmV3LWFwcC1zZWNyZXQ=").unwrap();
+    let with = |app, key: &str| {
+        Credentials::builder()
+            .access_key(AccessKey::new("project", key, "key-secret").unwrap())
+            .application(app)
+            .build()
+    };
+    let provider = RotatingCredentials::new(with(old(), "key-1"));
+    let verifier = ApplicationVerifier::from_provider(provider.clone())
+        .unwrap()
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    provider.rotate(with(new(), "key-1"));
+    assert!(
+        verifier
+            .verify(&callback(&new(), clock.now()), b"{}")
+            .is_ok()
+    );
+    provider.rotate(with(new(), "key-2"));
+    let (inside, after) = deliver(&clock, |_, now| {
+        verifier.verify(&callback(&old(), now), b"{}")
+    });
+    assert_eq!(inside.len(), 20);
+    for result in &inside {
+        assert!(
+            matches!(result, Ok(Verified::Application { key, secret: SecretUsed::Previous, .. }) if key == "app-old"),
+            "{result:?}"
+        );
+    }
+    assert!(
+        after.iter().all(|r| *r == Err(Rejection::UnknownKey)),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_new_secret_under_the_same_application_key_is_a_rotation() {
+    let clock = ManualClock::new(at(START));
+    let old = || ApplicationCredentials::new("app", "b2xkLWFwcC1zZWNyZXQ=").unwrap();
+    let new = || ApplicationCredentials::new("app", "bmV3LWFwcC1zZWNyZXQ=").unwrap();
+    let provider = RotatingCredentials::new(Credentials::from(old()));
+    let verifier = ApplicationVerifier::from_provider(provider.clone())
+        .unwrap()
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    provider.rotate(Credentials::from(new()));
+    assert!(matches!(
+        verifier.verify(&callback(&new(), clock.now()), b"{}"),
+        Ok(Verified::Application {
+            secret: SecretUsed::Current,
+            ..
+        })
+    ));
+    let (inside, after) = deliver(&clock, |_, now| {
+        verifier.verify(&callback(&old(), now), b"{}")
+    });
+    assert_eq!(inside.len(), 20);
+    assert!(
+        inside.iter().all(|r| matches!(
+            r,
+            Ok(Verified::Application {
+                secret: SecretUsed::Previous,
+                ..
+            })
+        )),
+        "{inside:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|r| *r == Err(Rejection::SignatureMismatch)),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_source_handing_out_the_current_secret_again_keeps_the_previous_ones_grace() {
+    // After a real rotation, a source that re-announces the current secret
+    // (a new value, the same text: a secret manager's periodic re-read) is no
+    // rotation: the previous secret keeps its grace period.
+    let clock = ManualClock::new(at(START));
+    let webhook_secret = RotatingSecret::new("old-webhook-secret");
+    let numbers_secret = RotatingSecret::new("old-numbers-secret");
+    let webhooks = WebhookVerifier::from_source(webhook_secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    let callbacks = NumbersVerifier::from_source(numbers_secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    webhook_secret.rotate("new-webhook-secret");
+    numbers_secret.rotate("new-numbers-secret");
+    assert!(
+        webhooks
+            .verify(&webhook("new-webhook-secret", "new", clock.now()), b"{}")
+            .is_ok()
+    );
+    assert!(
+        callbacks
+            .verify(&numbers("new-numbers-secret"), b"{}")
+            .is_ok()
+    );
+    clock.advance(STEP);
+    webhook_secret.rotate("new-webhook-secret");
+    numbers_secret.rotate("new-numbers-secret");
+    assert!(matches!(
+        webhooks.verify(&webhook("old-webhook-secret", "old", clock.now()), b"{}"),
+        Ok(Verified::Webhook {
+            secret: SecretUsed::Previous,
+            ..
+        })
+    ));
+    assert_eq!(
+        callbacks.verify(&numbers("old-numbers-secret"), b"{}"),
+        Ok(Verified::Numbers {
+            secret: SecretUsed::Previous
+        })
+    );
+}

@@ -413,6 +413,79 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_inner_service_is_readied_and_the_ready_instance_serves() {
+        // `ConcurrencyLimit` panics when called without a permit from its own
+        // `poll_ready`, and a clone holds no permit.
+        let limited = tower::limit::ConcurrencyLimitLayer::new(1).layer(tower::service_fn(echo));
+        let mut service = VerifyLayer::new(NumbersVerifier::new("s")).layer(limited);
+        for body in [b"{\"a\":1}", b"{\"a\":2}"] {
+            let ready = service.ready().await.unwrap();
+            let response = ready.call(signed(body)).await.unwrap();
+            assert_eq!(
+                read(response).await,
+                (StatusCode::OK, Bytes::from_static(body))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn not_ready_while_the_inner_service_is_not() {
+        let limited = tower::limit::ConcurrencyLimitLayer::new(1).layer(tower::service_fn(echo));
+        let mut service = VerifyLayer::new(NumbersVerifier::new("s")).layer(limited);
+        let held = service.ready().await.unwrap().call(signed(b"{}"));
+        // The one permit is taken by `held` until it completes.
+        let mut other = service.clone();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(other.poll_ready(&mut cx).is_pending());
+        assert_eq!(held.await.unwrap().status(), StatusCode::OK);
+        assert!(other.poll_ready(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn debug_shows_the_limit_and_the_verifier_never_its_secret() {
+        let layer = VerifyLayer::new(NumbersVerifier::new("numbers-secret")).body_limit(16);
+        for shown in [format!("{layer:?}"), format!("{:?}", layer.layer("inner"))] {
+            assert!(shown.contains("body_limit: 16"), "{shown}");
+            assert!(shown.contains("NumbersVerifier"), "{shown}");
+            assert!(!shown.contains("numbers-secret"), "{shown}");
+        }
+        assert!(format!("{:?}", layer.layer("inner")).contains("inner: \"inner\""));
+    }
+
+    /// A body whose connection breaks before it ends.
+    struct BrokenOff;
+
+    impl Body for BrokenOff {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionReset.into())))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_cannot_be_read_gets_an_empty_400_not_413() {
+        let service = VerifyLayer::new(NumbersVerifier::new("s")).layer(tower::service_fn(
+            |_: Request<axum::body::Body>| async {
+                Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+            },
+        ));
+        let request = Request::post("/n")
+            .header("x-sinch-signature", numbers_signature("s", b"{}"))
+            .body(axum::body::Body::new(BrokenOff))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(
+            read(response).await,
+            (StatusCode::BAD_REQUEST, Bytes::new())
+        );
+    }
+
+    #[tokio::test]
     async fn bodies_over_the_limit_get_413() {
         let at_limit = service().oneshot(signed(&[b'x'; 16])).await.unwrap();
         assert_eq!(at_limit.status(), StatusCode::OK);

@@ -284,6 +284,9 @@ mod tests {
 
     #[test]
     fn rotating_secret_debug_is_redacted() {
-        assert!(!format!("{:?}", RotatingSecret::new("s3cr3t")).contains("s3cr3t"));
+        assert_eq!(
+            format!("{:?}", RotatingSecret::new("s3cr3t")),
+            "RotatingSecret([REDACTED])"
+        );
     }
 }

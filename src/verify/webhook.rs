@@ -459,7 +459,12 @@ mod tests {
 
     #[test]
     fn debug_redacts_the_secret() {
-        let verifier = WebhookVerifier::new("SMSWebhooksSecret");
-        assert!(!format!("{verifier:?}").contains("SMSWebhooksSecret"));
+        let verifier = WebhookVerifier::new("SMSWebhooksSecret").replay_protection(8);
+        let shown = format!("{verifier:?}");
+        assert!(!shown.contains("SMSWebhooksSecret"), "{shown}");
+        // What it does show: its rotation, freshness and replay settings.
+        assert!(shown.starts_with("WebhookVerifier"), "{shown}");
+        assert!(shown.contains("rotating: false"), "{shown}");
+        assert!(shown.contains("replay_capacity: Some(8)"), "{shown}");
     }
 }
