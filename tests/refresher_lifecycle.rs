@@ -647,10 +647,6 @@ fn a_refresher_restarted_after_a_rotation_fetches_for_the_new_credentials_at_onc
 }
 
 #[test]
-#[ignore = "fails on main: a refresher task spawned on a runtime that is dropped before \
-            polling it never clears `alive` (its `Running` guard is made inside the task), \
-            so no refresher runs again until a waiter's stall check takes over \
-            (src/token/cache.rs, Shared::start / run)"]
 fn a_refresher_spawned_on_a_runtime_dropped_before_it_ran_is_replaced() {
     // A sync wrapper whose call never yields (the token is cached, the inner
     // service answers at once) starts a refresher it never runs. The next

@@ -494,7 +494,15 @@ impl Shared {
                 "token refresher does not answer (its runtime is idle); a new one takes over on this runtime"
             );
         }
-        runtime.spawn(run(self.clone(), receiver, generation));
+        // The guard is made here and moved into the task, so that a task
+        // dropped unpolled (its runtime gone before it ran) still marks the
+        // refresher gone. Unlocked first: that drop takes the lock.
+        let running = Running {
+            shared: self.clone(),
+            generation,
+        };
+        drop(driver);
+        runtime.spawn(run(running, receiver));
         Ok(())
     }
 
@@ -696,7 +704,8 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Marks the refresher gone when its task ends, or is dropped with its runtime.
+/// Marks the refresher gone when its task ends, or is dropped with its
+/// runtime (polled or not: it is an argument of the task, not a local).
 struct Running {
     shared: Arc<Shared>,
     generation: u64,
@@ -746,11 +755,9 @@ fn dead_at(shared: &Shared) -> Option<Instant> {
 
 /// The refresher. Ends when every handle is gone (the command channel
 /// closes), when a newer refresher took over, or with its runtime.
-async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>, generation: u64) {
-    let _running = Running {
-        shared: shared.clone(),
-        generation,
-    };
+async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let shared = running.shared.clone();
+    let generation = running.generation;
     let name = shared.source.name();
     tracing::debug!(target: "sinch_auth", source = name, "token refresher started");
     let config = shared.config.clone();
