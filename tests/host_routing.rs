@@ -402,3 +402,38 @@ async fn a_request_already_carrying_authorization_is_left_alone_on_every_host() 
     }
     assert_eq!(client.fetches.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn a_regional_api_host_in_an_unknown_region_is_not_that_api() {
+    use sinch_auth::host::SinchApi;
+    // Each API name under a region Sinch serves, then under one it does not.
+    for (known, api, unknown) in [
+        (
+            "us.conversation.api.sinch.com",
+            SinchApi::Conversation,
+            "xx.conversation.api.sinch.com",
+        ),
+        (
+            "eu.template.api.sinch.com",
+            SinchApi::Templates,
+            "xx.template.api.sinch.com",
+        ),
+        (
+            "us.sms.api.sinch.com",
+            SinchApi::Sms,
+            "xx.sms.api.sinch.com",
+        ),
+        (
+            "zt.eu.sms.api.sinch.com",
+            SinchApi::SmsProject,
+            "zt.xx.sms.api.sinch.com",
+        ),
+    ] {
+        assert_eq!(SinchApi::from_host(known), Some(api), "{known}");
+        assert_eq!(
+            SinchApi::from_host(unknown),
+            Some(SinchApi::OtherApi),
+            "{unknown}"
+        );
+    }
+}
