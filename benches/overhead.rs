@@ -291,12 +291,16 @@ fn main() {
         let runtime = runtime();
         let _guard = runtime.enter();
         let mut cx = Context::from_waker(Waker::noop());
-        let (_, mut run) = variants(&runtime)
+        // `all:<n>` runs every variant n times (CI's smoke run).
+        let mut chosen: Vec<Variant> = variants(&runtime)
             .into_iter()
-            .find(|(v, _)| *v == name)
-            .expect("a variant name");
-        for _ in 0..n {
-            run(&mut cx);
+            .filter(|(v, _)| name == "all" || *v == name)
+            .collect();
+        assert!(!chosen.is_empty(), "no variant named {name}");
+        for (_, run) in &mut chosen {
+            for _ in 0..n {
+                run(&mut cx);
+            }
         }
         return;
     }
