@@ -409,9 +409,17 @@ async fn a_failed_refresh_reports_how_long_the_served_token_still_lasts() {
     let (status, _) = send(&client, get(format!("{}/v1/x", sinch.url()))).await;
     assert_eq!(status, 200);
     sinch.fail_all_token_requests(TokenFailure::status(StatusCode::BAD_GATEWAY));
-    // The refresh is due within a second; give up after ten.
+    // The refresh is due within a second; give up after ten. Spans are
+    // captured when they open, so wait for the refresh's outcome (recorded
+    // once the endpoint has answered), not just for its span.
+    let refresh_done = || {
+        captured
+            .named("sinch_auth.token_fetch")
+            .get(1)
+            .is_some_and(|span| span.field("outcome").is_some())
+    };
     for _ in 0..200 {
-        if captured.named("sinch_auth.token_fetch").len() >= 2 {
+        if refresh_done() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
