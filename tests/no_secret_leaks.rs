@@ -55,14 +55,7 @@ async fn status_of<V: Verifier>(verifier: V, request: Request<Full<Bytes>>) -> S
 
 #[tokio::test]
 async fn rejections_are_logged_with_a_reason_and_without_secrets_or_expected_signatures() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
     let mut expected_signatures = Vec::new();
 
     // Application scheme: signed for one body, sent with another.

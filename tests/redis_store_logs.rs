@@ -42,14 +42,7 @@ fn member(
 
 #[tokio::test]
 async fn neither_token_nor_secret_nor_redis_password_reaches_the_logs() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
     let password = "redis-pa55-q9";
 
     // Redis unreachable: nothing listens on this port.
@@ -216,14 +209,7 @@ async fn echoing_redis() -> u16 {
 
 #[tokio::test]
 async fn a_redis_error_repeating_the_command_never_reaches_the_logs() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
 
     let port = echoing_redis().await;
     let sinch = SinchStandIn::builder()

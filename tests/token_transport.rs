@@ -255,14 +255,7 @@ async fn under_cgi_upper_case_http_proxy_is_ignored() {
 #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 #[tokio::test]
 async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
-    let logs = common::LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = common::LogBuffer::capture();
     // Other tests of this binary, on other threads without a subscriber,
     // may have registered the crate's callsites first.
     tracing::callsite::rebuild_interest_cache();

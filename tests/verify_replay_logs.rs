@@ -26,14 +26,7 @@ const SECRET: &str = "replay-logs-webhook-secret";
 
 #[tokio::test]
 async fn a_redis_error_reply_quoting_the_command_never_reaches_the_log() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
 
     // Every SET now fails with "ERR unknown command 'SET', with args
     // beginning with: 'sinch-auth:replay:…' '1' 'NX' 'PX' …".
