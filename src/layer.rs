@@ -185,7 +185,7 @@ where
                 // The copy for the resend is made here, after `Authorization`
                 // is set (and without it). The future is built first and the
                 // inner call written into it, which saves a move of the copy
-                // (~30 instructions, BENCHMARKS.md).
+                // (38 instructions per request, BENCHMARKS.md).
                 let copy = request.try_copy();
                 let service = copy.is_some().then(|| self.inner.clone());
                 let mut out = SinchAuthFuture {
