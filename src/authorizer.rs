@@ -16,10 +16,11 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use secrecy::ExposeSecret;
 
+use crate::Scheme;
 use crate::clock::Clock;
 use crate::error::AuthError;
 use crate::observe;
-use crate::routing::{Router, Scheme, Target};
+use crate::routing::{Router, Target};
 use crate::token::cache::{Current, CurrentView, Shared};
 use crate::token::{Lifecycle, TokenCache, TokenSlot};
 use crate::{CredentialProvider, Credentials, CredentialsId, scheme};
@@ -294,7 +295,7 @@ impl Authorizer {
             options,
             clock,
             tokens,
-            derived: DerivedHeaders::default(),
+            derived: Default::default(),
         }
     }
 
@@ -324,12 +325,6 @@ impl Authorizer {
         memo.0 = None;
         let Some(scheme) = destination.scheme else {
             return Authorized::Ready(None);
-        };
-        let later = |work| {
-            Authorized::Later(Later {
-                authorizer: self.clone(),
-                work,
-            })
         };
         match self.header(scheme) {
             Err(error) => Authorized::Failed(error),
@@ -367,8 +362,10 @@ impl Authorizer {
                     .insert(AUTHORIZATION, token.header.clone());
                 Authorized::Ready(self.ticket(&token))
             }
-            Ok(Header::Wait(cache)) => later(Work::Wait(cache)),
-            Ok(Header::Sign(credentials)) => later(Work::Sign(credentials)),
+            Ok(Header::Later(work)) => Authorized::Later(Later {
+                authorizer: self.clone(),
+                work,
+            }),
         }
     }
 
@@ -414,10 +411,6 @@ impl Authorizer {
     /// The header for a scheme, or what to do to get one.
     fn header(&self, scheme: Scheme) -> Result<Header, AuthError> {
         let provider = &*self.provider;
-        let derived = |slot: &DerivedHeader, derive: fn(&Credentials) -> Option<HeaderValue>| {
-            slot.get(provider, |c| derive(c).ok_or_else(|| missing(scheme)))
-                .map(|(value, id)| Header::Derived(value, id))
-        };
         match scheme {
             Scheme::OAuth2 | Scheme::SelfSignedJwt => {
                 let slot = match scheme {
@@ -427,35 +420,25 @@ impl Authorizer {
                 let cache = self.tokens.cache(slot).ok_or_else(|| missing(scheme))?;
                 Ok(match cache.ready(provider.current_id())? {
                     Some(token) => Header::Token(cache.clone(), token),
-                    None => Header::Wait(cache.clone()),
+                    None => Header::Later(Work::Wait(cache.clone())),
                 })
             }
-            Scheme::ServicePlanBearer => derived(&self.derived.service_plan_bearer, |c| {
-                c.service_plan()
-                    .and_then(|p| scheme::bearer(p.api_token().expose_secret()).ok())
-            }),
-            Scheme::ServicePlanBasic => derived(&self.derived.service_plan_basic, |c| {
-                c.service_plan()
-                    .map(|p| scheme::basic(p.id(), p.api_token().expose_secret()))
-            }),
-            Scheme::ApplicationBasic => derived(&self.derived.application_basic, |c| {
-                c.application()
-                    .map(|a| scheme::basic(a.key(), a.secret().expose_secret()))
-            }),
-            Scheme::Bearer => derived(&self.derived.bearer, |c| {
-                c.bearer()
-                    .and_then(|b| scheme::bearer(b.token().expose_secret()).ok())
-            }),
-            Scheme::Basic => derived(&self.derived.basic, |c| {
-                c.basic()
-                    .map(|b| scheme::basic(b.username(), b.password().expose_secret()))
-            }),
             Scheme::ApplicationSigned => {
                 let credentials = provider.credentials();
                 if credentials.application().is_none() {
                     return Err(missing(scheme));
                 }
-                Ok(Header::Sign(credentials))
+                Ok(Header::Later(Work::Sign(credentials)))
+            }
+            _ => {
+                let slot = self
+                    .derived
+                    .get(scheme as usize)
+                    .ok_or_else(|| missing(scheme))?;
+                let (value, id) = slot.get(provider, |c| {
+                    derive(scheme, c).ok_or_else(|| missing(scheme))
+                })?;
+                Ok(Header::Derived(value, id))
             }
         }
     }
@@ -502,10 +485,30 @@ enum Header {
     Derived(HeaderValue, CredentialsId),
     /// The cache's current token.
     Token(TokenCache, Arc<Current>),
-    /// No usable token: wait for one.
-    Wait(TokenCache),
-    /// Read the body, then sign (application scheme).
-    Sign(Arc<Credentials>),
+    /// A token wait or a body read comes first.
+    Later(Work),
+}
+
+/// The value of a scheme that needs the credentials and nothing else.
+fn derive(scheme: Scheme, c: &Credentials) -> Option<HeaderValue> {
+    match scheme {
+        Scheme::ServicePlanBearer => c
+            .service_plan()
+            .and_then(|p| scheme::bearer(p.api_token().expose_secret()).ok()),
+        Scheme::ServicePlanBasic => c
+            .service_plan()
+            .map(|p| scheme::basic(p.id(), p.api_token().expose_secret())),
+        Scheme::ApplicationBasic => c
+            .application()
+            .map(|a| scheme::basic(a.key(), a.secret().expose_secret())),
+        Scheme::Bearer => c
+            .bearer()
+            .and_then(|b| scheme::bearer(b.token().expose_secret()).ok()),
+        Scheme::Basic => c
+            .basic()
+            .map(|b| scheme::basic(b.username(), b.password().expose_secret())),
+        _ => None,
+    }
 }
 
 /// A header derived from credentials alone (Basic, static Bearer), rebuilt
@@ -533,14 +536,9 @@ impl DerivedHeader {
     }
 }
 
-#[derive(Default)]
-struct DerivedHeaders {
-    service_plan_bearer: DerivedHeader,
-    service_plan_basic: DerivedHeader,
-    application_basic: DerivedHeader,
-    bearer: DerivedHeader,
-    basic: DerivedHeader,
-}
+/// One [`DerivedHeader`] per scheme, indexed by the scheme (the token and
+/// signing schemes leave theirs unused).
+type DerivedHeaders = [DerivedHeader; 8];
 
 fn missing(scheme: Scheme) -> AuthError {
     AuthError::MissingCredential {

@@ -39,9 +39,7 @@ pub struct SinchAuthBuilder {
     routes: Vec<Route>,
     policy: HostPolicy,
     reject_disallowed: bool,
-    overwrite: bool,
-    resend_on_expired: bool,
-    max_body_bytes: usize,
+    options: Options,
     clock: Arc<dyn Clock>,
     tokens: TokenSettings,
     error: Option<ConfigError>,
@@ -53,6 +51,7 @@ impl fmt::Debug for SinchAuthBuilder {
             .field("routing", &self.routing)
             .field("routes", &self.routes)
             .field("policy", &self.policy)
+            .field("options", &self.options)
             .field("tokens", &self.tokens)
             .finish_non_exhaustive()
     }
@@ -66,9 +65,11 @@ impl SinchAuthBuilder {
             routes: Vec::new(),
             policy: HostPolicy::default(),
             reject_disallowed: false,
-            overwrite: false,
-            resend_on_expired: true,
-            max_body_bytes: 10 * 1024 * 1024,
+            options: Options {
+                overwrite: false,
+                resend_on_expired: true,
+                max_body_bytes: 10 * 1024 * 1024,
+            },
             clock: Arc::new(SystemClock),
             tokens: TokenSettings::default(),
             error: None,
@@ -136,7 +137,7 @@ impl SinchAuthBuilder {
     /// Replaces an `Authorization` header the request already has (default:
     /// leave such requests alone).
     pub fn overwrite_authorization(mut self, overwrite: bool) -> Self {
-        self.overwrite = overwrite;
+        self.options.overwrite = overwrite;
         self
     }
 
@@ -145,13 +146,13 @@ impl SinchAuthBuilder {
     /// The resend needs a copy of the request head and a replayable body (see
     /// [`AuthBody`](crate::AuthBody)); turning it off saves that copy.
     pub fn resend_on_expired(mut self, resend: bool) -> Self {
-        self.resend_on_expired = resend;
+        self.options.resend_on_expired = resend;
         self
     }
 
     /// The largest body the application scheme reads to sign (default 10 MiB).
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
-        self.max_body_bytes = limit;
+        self.options.max_body_bytes = limit;
         self
     }
 
@@ -254,15 +255,10 @@ impl SinchAuthBuilder {
             self.routes,
             self.reject_disallowed,
         );
-        let options = Options {
-            overwrite: self.overwrite,
-            resend_on_expired: self.resend_on_expired,
-            max_body_bytes: self.max_body_bytes,
-        };
         Ok(SinchAuthLayer::from_authorizer(Authorizer::new(
             self.provider,
             router,
-            options,
+            self.options,
             self.clock,
             tokens,
         )))

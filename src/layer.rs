@@ -50,17 +50,9 @@ use crate::{CredentialProvider, Scheme};
 /// Cheap to clone: clones share credentials, caches and the background
 /// refresher. See the [module docs](crate::layer) for a complete client and
 /// [`SinchAuthBuilder`] for every option.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SinchAuthLayer {
     authorizer: Arc<Authorizer>,
-}
-
-impl fmt::Debug for SinchAuthLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SinchAuthLayer")
-            .field("authorizer", &self.authorizer)
-            .finish()
-    }
 }
 
 impl SinchAuthLayer {

@@ -225,7 +225,7 @@ pub mod __fuzz {
 
 pub use crate::body::AuthBody;
 pub use crate::builder::SinchAuthBuilder;
-pub use crate::routing::Scheme;
+pub use crate::scheme::Scheme;
 pub use credentials::{
     AccessKey, ApplicationCredentials, BasicCredentials, BearerToken, CredentialProvider,
     Credentials, CredentialsBuilder, CredentialsId, EnvCredentials, FileCredentials,

@@ -73,7 +73,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::fmt;
 use std::sync::Arc;
 
 use ::reqwest::{Request, Response};
@@ -91,17 +90,9 @@ use crate::routing::Target;
 ///
 /// Cheap to clone. See the [module docs](crate::integration::reqwest) for a complete
 /// client, what happens to each request and how errors come back.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SinchAuthMiddleware {
     authorizer: Arc<Authorizer>,
-}
-
-impl fmt::Debug for SinchAuthMiddleware {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SinchAuthMiddleware")
-            .field("authorizer", &self.authorizer)
-            .finish()
-    }
 }
 
 impl SinchAuthMiddleware {

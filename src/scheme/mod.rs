@@ -1,6 +1,7 @@
-//! Schemes: pure, synchronous functions from credentials (and, for signing,
-//! the parts of a request) to header values. No I/O, no clock reads: a time,
-//! where one is needed, is passed in.
+//! Schemes: [`Scheme`] names each way of authenticating a request; the
+//! functions here are pure and synchronous, from credentials (and, for
+//! signing, the parts of a request) to header values. No I/O, no clock
+//! reads: a time, where one is needed, is passed in.
 //!
 //! | Scheme | Function | Used by |
 //! |---|---|---|
@@ -17,13 +18,108 @@ pub mod application;
 mod jwt;
 pub mod rtc;
 
+use std::fmt;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, BytesMut};
 use http::HeaderValue;
 
+use crate::Credentials;
+use crate::error::CredentialKind;
+use crate::host::SinchApi;
+
 pub(crate) use jwt::hs256;
 pub use jwt::{SelfSignedClaims, self_signed_jwt};
+
+/// How a request is authenticated (protocol notes §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `Bearer {token}` from the token source: OAuth2 client credentials with
+    /// the project access key by default (Conversation, SMS with project
+    /// credentials, Numbers, Fax, …), or your own [`TokenSource`](crate::token::TokenSource).
+    OAuth2,
+    /// `Bearer {jwt}` with the self-signed JWT of Sinch's overview, minted from
+    /// the application credentials.
+    SelfSignedJwt,
+    /// `Bearer {apiToken}`: SMS with a service plan, as Sinch's SDKs send it.
+    ServicePlanBearer,
+    /// `Basic base64(servicePlanId:apiToken)`: legacy endpoints.
+    ServicePlanBasic,
+    /// `x-timestamp` and `Authorization: Application {key}:{signature}`: Voice and Verification.
+    ApplicationSigned,
+    /// `Basic base64(appKey:appSecret)`: Verification's alternative.
+    ApplicationBasic,
+    /// `Bearer {token}` with the plain [`BearerToken`](crate::BearerToken).
+    Bearer,
+    /// `Basic base64(user:password)` with the plain [`BasicCredentials`](crate::BasicCredentials).
+    Basic,
+}
+
+impl Scheme {
+    /// The scheme's name, for logs and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OAuth2 => "OAuth2",
+            Self::SelfSignedJwt => "SelfSignedJwt",
+            Self::ServicePlanBearer => "ServicePlanBearer",
+            Self::ServicePlanBasic => "ServicePlanBasic",
+            Self::ApplicationSigned => "ApplicationSigned",
+            Self::ApplicationBasic => "ApplicationBasic",
+            Self::Bearer => "Bearer",
+            Self::Basic => "Basic",
+        }
+    }
+
+    /// The credential the scheme needs (`None` for OAuth2 with a custom source,
+    /// decided by the builder).
+    pub fn needs(self) -> CredentialKind {
+        match self {
+            Self::OAuth2 => CredentialKind::AccessKey,
+            Self::SelfSignedJwt | Self::ApplicationSigned | Self::ApplicationBasic => {
+                CredentialKind::Application
+            }
+            Self::ServicePlanBearer | Self::ServicePlanBasic => CredentialKind::ServicePlan,
+            Self::Bearer => CredentialKind::Bearer,
+            Self::Basic => CredentialKind::Basic,
+        }
+    }
+
+    /// The scheme Sinch's SDKs use for a host, given the credentials at hand;
+    /// `None` for hosts that get no credentials (non-Sinch hosts, `auth.sinch.com`).
+    ///
+    /// ```
+    /// use sinch_auth::{Credentials, Scheme, ServicePlan};
+    ///
+    /// let plan = Credentials::from(ServicePlan::new("plan", "token")?);
+    /// assert_eq!(Scheme::for_host("us.sms.api.sinch.com", &plan), Some(Scheme::ServicePlanBearer));
+    /// assert_eq!(Scheme::for_host("calling.api.sinch.com", &plan), Some(Scheme::ApplicationSigned));
+    /// assert_eq!(Scheme::for_host("numbers.api.sinch.com", &plan), Some(Scheme::OAuth2));
+    /// assert_eq!(Scheme::for_host("example.com", &plan), None);
+    /// # Ok::<(), sinch_auth::ConfigError>(())
+    /// ```
+    pub fn for_host(host: &str, credentials: &Credentials) -> Option<Self> {
+        Self::for_api(SinchApi::from_host(host)?, || {
+            credentials.service_plan().is_some()
+        })
+    }
+
+    pub(crate) fn for_api(api: SinchApi, has_service_plan: impl FnOnce() -> bool) -> Option<Self> {
+        Some(match api {
+            SinchApi::Auth => return None,
+            SinchApi::Voice | SinchApi::Verification => Self::ApplicationSigned,
+            SinchApi::Sms if has_service_plan() => Self::ServicePlanBearer,
+            _ => Self::OAuth2,
+        })
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A value could not be put in a header: it holds characters HTTP forbids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
