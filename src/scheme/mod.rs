@@ -197,6 +197,52 @@ pub(crate) fn warm(value: HeaderValue) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{AccessKey, ServicePlan};
+
+    #[test]
+    fn for_host_picks_the_scheme_sinchs_sdks_use_per_api() {
+        let key = Credentials::from(AccessKey::new("p", "k", "s").unwrap());
+        let plan = Credentials::from(ServicePlan::new("plan", "token").unwrap());
+        let cases = [
+            (
+                "us.sms.api.sinch.com",
+                &plan,
+                Some(Scheme::ServicePlanBearer),
+            ),
+            ("us.sms.api.sinch.com", &key, Some(Scheme::OAuth2)),
+            ("eu.conversation.api.sinch.com", &plan, Some(Scheme::OAuth2)),
+            ("numbers.api.sinch.com", &key, Some(Scheme::OAuth2)),
+            (
+                "calling.api.sinch.com",
+                &key,
+                Some(Scheme::ApplicationSigned),
+            ),
+            (
+                "callingapi.sinch.com",
+                &plan,
+                Some(Scheme::ApplicationSigned),
+            ),
+            (
+                "verification.api.sinch.com",
+                &key,
+                Some(Scheme::ApplicationSigned),
+            ),
+            ("auth.sinch.com", &key, None),
+            ("example.com", &plan, None),
+        ];
+        for (host, credentials, scheme) in cases {
+            assert_eq!(Scheme::for_host(host, credentials), scheme, "{host}");
+        }
+    }
+
+    #[test]
+    fn a_scheme_displays_as_its_name() {
+        assert_eq!(Scheme::OAuth2.to_string(), "OAuth2");
+        assert_eq!(
+            format!("{}", Scheme::ServicePlanBasic),
+            Scheme::ServicePlanBasic.name()
+        );
+    }
 
     #[test]
     fn basic_matches_the_spec_vector() {
