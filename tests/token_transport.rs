@@ -22,6 +22,18 @@ use tower::{ServiceBuilder, ServiceExt};
 
 mod common;
 
+/// Every test of this binary listens to its thread's logs, even those that
+/// assert nothing about them. tracing caches, per call site and for the
+/// whole process, whether any subscriber listens. A test thread without
+/// one that reaches a call site first, while another test installs its
+/// subscriber, can store "nobody listens" after that test's rebuild of the
+/// cache, and the other test's logs then miss the line (this binary failed
+/// 9 runs in 150 that way). With a subscriber on every thread, no thread
+/// ever stores that.
+fn listening() -> tracing::subscriber::DefaultGuard {
+    common::LogBuffer::capture().1
+}
+
 /// What the proxy was asked, per connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
@@ -194,6 +206,7 @@ fn hyper_client(vars: &[(&str, &str)]) -> TokenHttpClient {
 
 #[tokio::test]
 async fn http_proxy_carries_the_token_fetch_through_a_connect_tunnel() {
+    let _listening = listening();
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
     let client = hyper_client(&[("HTTP_PROXY", &proxy.url())]);
 
@@ -208,6 +221,7 @@ async fn http_proxy_carries_the_token_fetch_through_a_connect_tunnel() {
 
 #[tokio::test]
 async fn every_proxy_variable_name_is_read() {
+    let _listening = listening();
     for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
         let (sinch, proxy) = (stand_in().await, Proxy::start().await);
         let client = hyper_client(&[(name, &proxy.url())]);
@@ -218,6 +232,7 @@ async fn every_proxy_variable_name_is_read() {
 
 #[tokio::test]
 async fn loopback_is_proxied_unless_no_proxy_lists_it() {
+    let _listening = listening();
     for no_proxy in ["127.0.0.1", "localhost,127.0.0.0/8", "*"] {
         let (sinch, proxy) = (stand_in().await, Proxy::start().await);
         let client = hyper_client(&[("HTTP_PROXY", &proxy.url()), ("no_proxy", no_proxy)]);
@@ -237,6 +252,7 @@ async fn loopback_is_proxied_unless_no_proxy_lists_it() {
 
 #[tokio::test]
 async fn https_proxy_is_not_used_for_http_destinations() {
+    let _listening = listening();
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
     let client = hyper_client(&[("HTTPS_PROXY", &proxy.url())]);
     assert_eq!(fetch_through(client, &sinch).await, 200);
@@ -245,6 +261,7 @@ async fn https_proxy_is_not_used_for_http_destinations() {
 
 #[tokio::test]
 async fn under_cgi_upper_case_http_proxy_is_ignored() {
+    let _listening = listening();
     // httpoxy: a CGI program's HTTP_PROXY comes from the client's `Proxy:` header.
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
     let client = hyper_client(&[("REQUEST_METHOD", "POST"), ("HTTP_PROXY", &proxy.url())]);
@@ -255,10 +272,8 @@ async fn under_cgi_upper_case_http_proxy_is_ignored() {
 #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
 #[tokio::test]
 async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
+    // (Every other test of this binary listens too: see `listening`.)
     let (logs, _guard) = common::LogBuffer::capture();
-    // Other tests of this binary, on other threads without a subscriber,
-    // may have registered the crate's callsites first.
-    tracing::callsite::rebuild_interest_cache();
 
     let proxy = Proxy::start().await;
     let with_credentials = format!("http://proxy-user:p%40ss@{}", proxy.addr);
@@ -300,6 +315,7 @@ async fn https_token_urls_tunnel_through_https_proxy_with_tls_end_to_end() {
 
 #[tokio::test]
 async fn https_token_urls_without_a_proxy_connect_directly() {
+    let _listening = listening();
     // A loopback listener that keeps the first bytes of each connection.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -331,6 +347,7 @@ async fn https_token_urls_without_a_proxy_connect_directly() {
 
 #[test]
 fn malformed_proxy_variables_are_errors_naming_the_variable_never_the_value() {
+    let _listening = listening();
     for (name, value) in [
         ("HTTPS_PROXY", "socks5://user:hunter2@127.0.0.1:1080"),
         ("https_proxy", "https://user:hunter2@127.0.0.1:3128"),
@@ -371,6 +388,7 @@ fn malformed_proxy_variables_are_errors_naming_the_variable_never_the_value() {
 
 #[tokio::test]
 async fn direct_ignores_the_proxy_variables() {
+    let _listening = listening();
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
     let client = TokenHttpClient::hyper_builder()
         .proxy_from_lookup(env(&[("HTTP_PROXY", &proxy.url())]))
@@ -384,6 +402,7 @@ async fn direct_ignores_the_proxy_variables() {
 #[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn a_reqwest_client_carries_the_token_fetches() {
+    let _listening = listening();
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
     // The proxy set on this reqwest client is how the test sees that the
     // fetch went through it. TLS from this crate: no process-wide provider.
