@@ -43,7 +43,11 @@ fn inner() -> tower::util::ServiceFn<Answer> {
     tower::service_fn(answer as Answer)
 }
 
-/// Allocations per request through a long-lived `service`, after a warm-up.
+/// Allocations per request through a long-lived `service`, after a warm-up:
+/// the fewest of five rounds. dhat counts every thread of the process, and
+/// now and then something else (the test harness's own thread) allocates
+/// during a round: the floor once read 2.004. A stray allocation lands in
+/// one round; one the service makes per request lands in all of them.
 fn per_request<S>(service: &mut S) -> f64
 where
     S: Service<Request<Full<Bytes>>>,
@@ -63,10 +67,14 @@ where
     // Warm up past the point where a long-lived instance takes its own copy
     // of the header value (a one-time pair of allocations).
     run(200);
-    let before = dhat::HeapStats::get().total_blocks;
-    run(N);
-    let after = dhat::HeapStats::get().total_blocks;
-    (after - before) as f64 / N as f64
+    (0..5)
+        .map(|_| {
+            let before = dhat::HeapStats::get().total_blocks;
+            run(N);
+            dhat::HeapStats::get().total_blocks - before
+        })
+        .min()
+        .map_or(f64::NAN, |blocks| blocks as f64 / N as f64)
 }
 
 fn credentials() -> Credentials {
