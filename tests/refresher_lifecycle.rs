@@ -18,12 +18,30 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use sinch_auth::clock::{Clock, ManualClock, TokioClock};
 use sinch_auth::testkit::{SinchStandIn, TokenFailure};
-use sinch_auth::token::{RefreshConfig, Token, source_fn};
+use sinch_auth::token::{RefreshConfig, Token, TokenSource, source_fn};
 use sinch_auth::{AccessKey, FetchError, Scheme, SinchAuthLayer, StaticCredentials};
 use tower::{Layer, Service, ServiceExt};
 
 fn key() -> AccessKey {
-    AccessKey::new("proj-r", "key-r", "KEY-SECRET-r1").unwrap()
+    key_of("key-r")
+}
+
+fn key_of(id: &str) -> AccessKey {
+    AccessKey::new("proj-r", id, "KEY-SECRET-r1").unwrap()
+}
+
+/// A source handing out `tok-0`, `tok-1`, … each living `life`, and how
+/// many it has handed out.
+fn numbered_tokens(life: Duration) -> (Arc<AtomicU32>, impl TokenSource) {
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Token::new(format!("tok-{n}"), life)) }
+        }
+    });
+    (fetches, source)
 }
 
 fn oauth2_layer(sinch: &SinchStandIn, refresh: RefreshConfig) -> SinchAuthLayer {
@@ -51,6 +69,14 @@ fn sinch_on_its_own_runtime() -> (tokio::runtime::Runtime, SinchStandIn) {
         .block_on(SinchStandIn::builder().access_key(&key()).start())
         .unwrap();
     (runtime, sinch)
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
 
 fn current_thread_runtime() -> tokio::runtime::Runtime {
@@ -244,6 +270,21 @@ struct Recorder<C> {
     seen: Arc<Mutex<Vec<(String, SystemTime)>>>,
 }
 
+impl<C> Recorder<C> {
+    fn new(clock: C) -> Self {
+        Self {
+            clock,
+            seen: Arc::default(),
+        }
+    }
+
+    /// The `Authorization` headers received so far, in order.
+    fn headers(&self) -> Vec<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter().map(|(header, _)| header.clone()).collect()
+    }
+}
+
 impl<C: Clock + Clone> Service<Request<Full<Bytes>>> for Recorder<C> {
     type Response = Response<()>;
     type Error = std::convert::Infallible;
@@ -295,10 +336,7 @@ async fn a_token_is_never_sent_after_its_exp_counted_to_the_sub_second() {
         .refresh(RefreshConfig::default().wait_timeout(Duration::from_millis(200)))
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(clock);
     let service = layer.layer(recorder.clone());
     let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
     for _ in 0..30 {
@@ -317,24 +355,14 @@ async fn a_token_is_never_sent_after_its_exp_counted_to_the_sub_second() {
 async fn a_far_future_wall_clock_does_not_stop_the_refresher() {
     let far = SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 - 60);
     let clock = ManualClock::new(far);
-    let fetches = Arc::new(AtomicU32::new(0));
-    let source = source_fn({
-        let fetches = fetches.clone();
-        move |_| {
-            let n = fetches.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600))) }
-        }
-    });
+    let (_, source) = numbered_tokens(Duration::from_secs(3600));
     let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)
         .token_source(source)
         .clock(clock.clone())
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(clock);
     let service = layer.layer(recorder.clone());
     let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
     for _ in 0..3 {
@@ -342,30 +370,19 @@ async fn a_far_future_wall_clock_does_not_stop_the_refresher() {
         // Well past the token's refresh point.
         tokio::time::sleep(Duration::from_secs(3500)).await;
     }
-    let seen = recorder.seen.lock().unwrap().clone();
-    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
+    let headers = recorder.headers();
     assert_eq!(headers, ["Bearer tok-0", "Bearer tok-1", "Bearer tok-2"]);
 }
 
 #[test]
 fn a_long_lived_service_does_not_send_a_token_that_died_while_no_refresher_ran() {
-    let fetches = Arc::new(AtomicU32::new(0));
-    let source = source_fn({
-        let fetches = fetches.clone();
-        move |_| {
-            let n = fetches.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_millis(200))) }
-        }
-    });
+    let (_, source) = numbered_tokens(Duration::from_millis(200));
     let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)
         .token_source(source)
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock: sinch_auth::clock::SystemClock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(sinch_auth::clock::SystemClock);
     // One service for the whole test: it remembers the header it sent last.
     let mut service = layer.layer(recorder.clone());
     let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
@@ -381,8 +398,7 @@ fn a_long_lived_service_does_not_send_a_token_that_died_while_no_refresher_ran()
     // The token dies while no runtime (so no refresher) exists.
     std::thread::sleep(Duration::from_millis(300));
     send(&current_thread_runtime());
-    let seen = recorder.seen.lock().unwrap().clone();
-    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
+    let headers = recorder.headers();
     assert_eq!(headers, ["Bearer tok-0", "Bearer tok-0", "Bearer tok-1"]);
 }
 
@@ -404,10 +420,7 @@ async fn a_refresh_ahead_asks_for_a_token_that_outlives_the_one_held() {
         .token_source(source)
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock: sinch_auth::clock::SystemClock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(sinch_auth::clock::SystemClock);
     let service = layer.layer(recorder);
     let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
     service.clone().oneshot(get(url)).await.unwrap();
@@ -478,14 +491,7 @@ fn a_token_refused_as_expired_while_its_refresher_died_is_replaced_not_sent_agai
     // request carrying that token is in flight on another runtime (the
     // cache then holds the same token under a new identity). The 401 that
     // request gets must still clear the token, and its resend carry a new one.
-    let fetches = Arc::new(AtomicU32::new(0));
-    let source = source_fn({
-        let fetches = fetches.clone();
-        move |_| {
-            let n = fetches.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600))) }
-        }
-    });
+    let (fetches, source) = numbered_tokens(Duration::from_secs(3600));
     let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)
         .token_source(source)
@@ -551,10 +557,7 @@ async fn a_fractional_exp_claim_limits_the_token_like_a_whole_one() {
         .clock(clock)
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(clock);
     let service = layer.layer(recorder.clone());
     let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
     service.clone().oneshot(get(url)).await.unwrap();
@@ -572,7 +575,6 @@ fn a_refresher_restarted_after_a_rotation_fetches_for_the_new_credentials_at_onc
     // was asked to refetch dies with its runtime before the fetch completes,
     // and the next one must still fetch for the new key at once instead of
     // serving the old key's token until its refresh point.
-    let key_of = |id: &str| AccessKey::new("proj-r", id, "KEY-SECRET-r1").unwrap();
     let provider = sinch_auth::RotatingCredentials::new(key_of("key-1"));
     let fetches = Arc::new(AtomicU32::new(0));
     // While set, a fetch takes an hour: it outlives its runtime.
@@ -605,10 +607,7 @@ fn a_refresher_restarted_after_a_rotation_fetches_for_the_new_credentials_at_onc
         .token_source(source)
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock: sinch_auth::clock::SystemClock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(sinch_auth::clock::SystemClock);
     let url = "https://numbers.api.sinch.com/v1/projects/proj-r/activeNumbers";
     let send = |runtime: &tokio::runtime::Runtime| {
         runtime
@@ -629,17 +628,15 @@ fn a_refresher_restarted_after_a_rotation_fetches_for_the_new_credentials_at_onc
         });
     }
     stall.store(false, Ordering::SeqCst);
-    let last = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let last = paused_runtime();
     send(&last);
     last.block_on(async { tokio::time::sleep(Duration::from_secs(1)).await });
     send(&last);
-    let seen = recorder.seen.lock().unwrap().clone();
-    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
-    assert_eq!(headers.first(), Some(&"Bearer tok-key-1-0"));
+    let headers = recorder.headers();
+    assert_eq!(
+        headers.first().map(String::as_str),
+        Some("Bearer tok-key-1-0")
+    );
     assert!(
         headers.last().unwrap().starts_with("Bearer tok-key-2-"),
         "{headers:?}"
@@ -652,7 +649,6 @@ fn a_refresher_spawned_on_a_runtime_dropped_before_it_ran_is_replaced() {
     // service answers at once) starts a refresher it never runs. The next
     // runtime must still get a working refresher: here, one that fetches for
     // the rotated key at once.
-    let key_of = |id: &str| AccessKey::new("proj-r", id, "KEY-SECRET-r1").unwrap();
     let provider = sinch_auth::RotatingCredentials::new(key_of("key-1"));
     let source = source_fn(|request: sinch_auth::token::FetchRequest| {
         let id = request
@@ -668,10 +664,7 @@ fn a_refresher_spawned_on_a_runtime_dropped_before_it_ran_is_replaced() {
         .token_source(source)
         .build()
         .unwrap();
-    let recorder = Recorder {
-        clock: sinch_auth::clock::SystemClock,
-        seen: Arc::default(),
-    };
+    let recorder = Recorder::new(sinch_auth::clock::SystemClock);
     let url = "https://numbers.api.sinch.com/v1/projects/proj-r/activeNumbers";
     let send = |runtime: &tokio::runtime::Runtime| {
         runtime
@@ -682,15 +675,14 @@ fn a_refresher_spawned_on_a_runtime_dropped_before_it_ran_is_replaced() {
     // Starts a refresher (the first one died with its runtime) and never runs it.
     send(&current_thread_runtime());
     provider.rotate(key_of("key-2"));
-    let last = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let last = paused_runtime();
     send(&last);
     last.block_on(async { tokio::time::sleep(Duration::from_secs(1)).await });
     send(&last);
-    let seen = recorder.seen.lock().unwrap().clone();
-    let headers: Vec<&str> = seen.iter().map(|(h, _)| h.as_str()).collect();
-    assert_eq!(headers.last(), Some(&"Bearer tok-key-2"), "{headers:?}");
+    let headers = recorder.headers();
+    assert_eq!(
+        headers.last().map(String::as_str),
+        Some("Bearer tok-key-2"),
+        "{headers:?}"
+    );
 }
