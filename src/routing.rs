@@ -3,7 +3,8 @@
 //! `scheme://authority`, memoized per destination.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use crate::Scheme;
 use crate::error::AuthError;
@@ -65,6 +66,8 @@ struct MemoEntry {
     scheme: Box<str>,
     authority: Box<str>,
     verdict: Verdict,
+    /// Whether the warning for a request sent without credentials was given.
+    warned: AtomicBool,
 }
 
 impl MemoEntry {
@@ -116,6 +119,7 @@ impl HostMemo {
                     scheme: scheme.into(),
                     authority: authority.into(),
                     verdict,
+                    warned: AtomicBool::new(false),
                 }
             });
             if filled || entry.is(scheme, authority) {
@@ -128,6 +132,46 @@ impl HostMemo {
     fn matches(&self, index: usize, scheme: &str, authority: &str) -> bool {
         self.0[index].get().is_some_and(|e| e.is(scheme, authority))
     }
+
+    /// Whether this is the first warning for the destination in slot `index`.
+    fn first_warning(&self, index: usize) -> bool {
+        self.0[index]
+            .get()
+            .is_some_and(|e| !e.warned.swap(true, Ordering::Relaxed))
+    }
+}
+
+/// Destinations past the memo that were warned about, so each is named once
+/// (bounded: past [`WARNED_LIMIT`] the warning is no longer given).
+#[derive(Debug, Default)]
+struct Warned(Mutex<Vec<Box<str>>>);
+
+const WARNED_LIMIT: usize = 64;
+
+impl Warned {
+    fn first(&self, destination: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= WARNED_LIMIT || seen.iter().any(|d| &**d == destination) {
+            return false;
+        }
+        seen.push(destination.into());
+        true
+    }
+}
+
+/// Why a destination the host rules do not allow gets no credentials.
+fn disallowed_rule(scheme: &str, host: &str) -> &'static str {
+    let https = scheme.eq_ignore_ascii_case("https");
+    let http = scheme.eq_ignore_ascii_case("http");
+    if crate::host::is_loopback(host) && (https || http) {
+        "loopback hosts are not allowed by this layer's host policy"
+    } else if http {
+        "plain http carries credentials only to loopback hosts"
+    } else if !https {
+        "only https URLs carry credentials"
+    } else {
+        "not a Sinch host (sinch.com or a subdomain) nor a domain added with allow_domain"
+    }
 }
 
 /// Where a request may go and which scheme it gets there.
@@ -138,6 +182,7 @@ pub(crate) struct Router {
     routes: Vec<Route>,
     reject_disallowed: bool,
     memo: HostMemo,
+    warned: Warned,
 }
 
 /// What the router says about one request.
@@ -162,6 +207,7 @@ impl Router {
             routes,
             reject_disallowed,
             memo: HostMemo::default(),
+            warned: Warned::default(),
         }
     }
 
@@ -177,12 +223,12 @@ impl Router {
             tracing::debug!(target: "sinch_auth", "request URI has no host; sent without credentials");
             return Ok(untouched(None));
         };
-        let scheme = target.scheme.unwrap_or("");
-        let (memo, verdict) = match self.memo.get(scheme, authority) {
+        let url_scheme = target.scheme.unwrap_or("");
+        let (memo, verdict) = match self.memo.get(url_scheme, authority) {
             Some((index, verdict)) => (Some(index), verdict),
             None => {
-                let verdict = self.verdict(scheme, authority);
-                (self.memo.remember(scheme, authority, verdict), verdict)
+                let verdict = self.verdict(url_scheme, authority);
+                (self.memo.remember(url_scheme, authority, verdict), verdict)
             }
         };
         if !verdict.allowed {
@@ -190,7 +236,8 @@ impl Router {
             if self.reject_disallowed {
                 return Err(AuthError::HostNotAllowed { host });
             }
-            tracing::debug!(target: "sinch_auth", host, "host not allowed to receive credentials; sent untouched");
+            let rule = disallowed_rule(url_scheme, &host);
+            self.sent_untouched(memo, url_scheme, authority, rule);
             return Ok(untouched(None));
         }
         let scheme = match (verdict.route, self.routing) {
@@ -201,9 +248,31 @@ impl Router {
                 .and_then(|api| Scheme::for_api(api, has_service_plan)),
         };
         if scheme.is_none() {
-            tracing::debug!(target: "sinch_auth", host = host_of(authority), "no scheme for this host; sent untouched");
+            let rule = "no scheme for this host: not a Sinch API host, and no route names it";
+            self.sent_untouched(memo, url_scheme, authority, rule);
         }
         Ok(Destination { scheme, memo })
+    }
+
+    /// Says, once per destination (at `warn`), that requests to it leave
+    /// without credentials and which rule says so; at `debug` every time.
+    fn sent_untouched(&self, memo: Option<usize>, scheme: &str, authority: &str, rule: &str) {
+        let host = host_of(authority);
+        let first = match memo {
+            Some(index) => self.memo.first_warning(index),
+            None => self.warned.first(&format!("{scheme}://{authority}")),
+        };
+        if first {
+            tracing::warn!(
+                target: "sinch_auth",
+                host,
+                rule,
+                "requests to this host are sent without credentials (said once per host; \
+                 reject_disallowed_hosts(true) refuses those the host rules do not allow)"
+            );
+        } else {
+            tracing::debug!(target: "sinch_auth", host, rule, "request sent without credentials");
+        }
     }
 
     /// Whether `target` is the destination remembered in slot `memo`: two

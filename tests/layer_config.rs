@@ -1,10 +1,18 @@
 //! Layer settings that would have no effect are refused at build time,
 //! with a typed error naming the setting.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{Capture, LogBuffer, get};
+use http::header::AUTHORIZATION;
 use sinch_auth::token::{Token, TokenHttpClient, source_fn};
-use sinch_auth::{AccessKey, ConfigError, Scheme, SinchAuthLayer, StaticCredentials};
+use sinch_auth::{
+    AccessKey, AuthError, ConfigError, Scheme, ServiceError, ServicePlan, SinchAuthLayer,
+    StaticCredentials,
+};
+use tower::{Layer as _, ServiceExt as _};
 
 fn builder() -> sinch_auth::SinchAuthBuilder {
     SinchAuthLayer::builder(StaticCredentials::new(
@@ -65,4 +73,75 @@ fn a_custom_token_source_alone_or_the_oauth2_settings_alone_build() {
         .token_client(TokenHttpClient::hyper())
         .build()
         .unwrap();
+}
+
+/// A request the layer sends without credentials is named once per host at
+/// `warn`, with the rule that kept them back; `reject_disallowed_hosts(true)`
+/// refuses the ones the host rules do not allow, typed.
+#[tokio::test(flavor = "current_thread")]
+async fn requests_sent_without_credentials_are_named_once_per_host_with_the_rule() {
+    let (logs, _guard) = LogBuffer::capture();
+    let plan = ServicePlan::new("plan-w", "PLAN-TOKEN-w1").unwrap();
+    let capture = Capture::default();
+    let service = SinchAuthLayer::builder(StaticCredentials::new(plan.clone()))
+        .build()
+        .unwrap()
+        .layer(capture.service());
+    let destinations = [
+        (
+            "http://127.0.0.1:9/x",
+            "127.0.0.1",
+            "no scheme for this host",
+        ),
+        (
+            "https://sinch.com.evil.example/x",
+            "sinch.com.evil.example",
+            "not a Sinch host",
+        ),
+        (
+            "http://sms.api.sinch.com/x",
+            "sms.api.sinch.com",
+            "plain http carries credentials only to loopback",
+        ),
+    ];
+    for _ in 0..3 {
+        for (url, _, _) in destinations {
+            service.clone().oneshot(get(url)).await.unwrap();
+        }
+    }
+    assert_eq!(capture.all().len(), 9);
+    assert!(
+        capture
+            .all()
+            .iter()
+            .all(|seen| !seen.headers.contains_key(AUTHORIZATION))
+    );
+    let text = logs.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), destinations.len(), "{text}");
+    for (_, host, rule) in destinations {
+        let named: Vec<_> = warnings
+            .iter()
+            .filter(|l| l.contains(&format!("host=\"{host}\"")))
+            .collect();
+        assert_eq!(named.len(), 1, "{host}: {text}");
+        assert!(named[0].contains(rule), "{host}: {}", named[0]);
+    }
+    assert!(!text.contains("PLAN-TOKEN-w1"));
+
+    // Strict: the host rules' refusals become typed errors, before the inner service.
+    let strict = SinchAuthLayer::builder(StaticCredentials::new(plan))
+        .reject_disallowed_hosts(true)
+        .build()
+        .unwrap()
+        .layer(capture.service());
+    let error = strict
+        .oneshot(get("https://sinch.com.evil.example/x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ServiceError::Auth(AuthError::HostNotAllowed { host }) if host == "sinch.com.evil.example"),
+        "{error:?}"
+    );
+    assert_eq!(capture.all().len(), 9);
 }
