@@ -170,7 +170,10 @@ impl Target {
                 return Err(invalid("a node's host is not a valid TLS server name"));
             }
             seeds.push(Node {
-                host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
                 port: *port,
             });
             // Every node is asked with the first URL's user and password.
@@ -189,6 +192,14 @@ impl Target {
         };
         let settings = settings.unwrap_or_default();
         Ok(Self::Cluster(Cluster::new(seeds, settings, tls, timeout)))
+    }
+
+    /// Sets the time limit of each network step a cluster takes on its own
+    /// (a node takes it with every [`connect`](Self::connect)). Call before use.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        if let Self::Cluster(cluster) = self {
+            *cluster = cluster.with_timeout(timeout);
+        }
     }
 
     /// A node through a client configured by the caller.
@@ -283,7 +294,11 @@ impl fmt::Display for Target {
                 }
             }
             Self::Cluster(cluster) => {
-                f.write_str(if cluster.is_tls() { "TLS cluster " } else { "cluster " })?;
+                f.write_str(if cluster.is_tls() {
+                    "TLS cluster "
+                } else {
+                    "cluster "
+                })?;
                 for (i, node) in cluster.seeds().iter().enumerate() {
                     let comma = if i == 0 { "" } else { "," };
                     write!(f, "{comma}{}:{}", node.host, node.port)?;

@@ -86,6 +86,18 @@ impl Cluster {
         }
     }
 
+    /// A cluster client like this one with another time limit, knowing
+    /// nothing yet.
+    pub(crate) fn with_timeout(&self, timeout: Duration) -> Self {
+        let shared = &self.shared;
+        Self::new(
+            shared.seeds.clone(),
+            shared.settings.clone(),
+            shared.tls.clone(),
+            timeout,
+        )
+    }
+
     pub(crate) fn seeds(&self) -> &[Node] {
         &self.shared.seeds
     }
@@ -157,7 +169,11 @@ impl Shared {
             if state.generation != seen {
                 return Ok(());
             }
-            state.slots.iter().map(|(_, _, node)| node.clone()).collect()
+            state
+                .slots
+                .iter()
+                .map(|(_, _, node)| node.clone())
+                .collect()
         };
         for seed in &self.seeds {
             if !candidates.contains(seed) {
@@ -176,7 +192,9 @@ impl Shared {
             match self.read_slots(&node).await {
                 Ok(slots) => {
                     let mut state = guard(&self.state);
-                    state.nodes.retain(|n, _| slots.iter().any(|(_, _, s)| s == n));
+                    state
+                        .nodes
+                        .retain(|n, _| slots.iter().any(|(_, _, s)| s == n));
                     state.slots = slots;
                     state.generation += 1;
                     return Ok(());
@@ -194,7 +212,9 @@ impl Shared {
         let mut connection = self.node(node).await?;
         let reply = tokio::time::timeout(
             self.timeout,
-            cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut connection),
+            cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async::<Value>(&mut connection),
         )
         .await
         .map_err(|_| timed_out())??;
@@ -331,7 +351,11 @@ impl Shared {
                 continue;
             };
             let result = match self.node(&node).await {
-                Ok(mut connection) => connection.req_packed_commands(pipeline, offset, count).await,
+                Ok(mut connection) => {
+                    connection
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match result {
