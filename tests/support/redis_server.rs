@@ -478,8 +478,17 @@ impl RedisCluster {
 
     /// `CLUSTER FAILOVER` on replica `replica`: it takes its primary's
     /// slots over, the primary becoming its replica, as a managed Redis
-    /// does in maintenance. Returns once the replica owns them.
+    /// does in maintenance. Returns once both say so.
     pub async fn fail_over_to(&self, replica: usize) {
+        let role = |i: usize| async move {
+            let mut c = self.nodes[i].connection().await;
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
+            role
+        };
+        let primary = match role(replica).await.get(2) {
+            Some(Value::Int(port)) => self.index_of_port(u16::try_from(*port).unwrap()),
+            other => panic!("node {replica} is no replica ({other:?})"),
+        };
         let mut c = self.nodes[replica].connection().await;
         let _: () = redis::cmd("CLUSTER")
             .arg("FAILOVER")
@@ -487,13 +496,11 @@ impl RedisCluster {
             .await
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
-            if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
-                break;
+        for (node, now) in [(replica, &b"master"[..]), (primary, &b"slave"[..])] {
+            while !matches!(role(node).await.first(), Some(Value::BulkString(r)) if r == now) {
+                assert!(Instant::now() < deadline, "the failover never happened");
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            assert!(Instant::now() < deadline, "the failover never happened");
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
