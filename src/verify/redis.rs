@@ -328,7 +328,7 @@ impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Timeout => f.write_str("timed out"),
-            Self::Redis(summary) => write!(f, "redis error: {summary}"),
+            Self::Redis(summary) => write!(f, "redis error of kind {summary}"),
         }
     }
 }
