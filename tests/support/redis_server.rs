@@ -504,6 +504,21 @@ impl RedisCluster {
         }
     }
 
+    /// Waits until node `i` is a primary (after its primary was killed,
+    /// once the cluster deems that one failed).
+    pub async fn until_primary(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut c = self.nodes[i].connection().await;
+        loop {
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
+            if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {i} never became a primary");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The nodes' `redis://` URLs.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
