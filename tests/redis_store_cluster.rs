@@ -3,7 +3,9 @@
 //! create`): one credential's lock and record share one slot, the fleet
 //! figures hold as on one node, and a slot moving to another node in the
 //! middle of a fetch (clients get `MOVED`/`ASK`) costs at most one extra
-//! fetch.
+//! fetch. On six nodes (a replica per primary, TLS everywhere), a failover
+//! of the primary holding a credential's slot while fifty layers refresh
+//! fails no request; the replay store works on a cluster as on one node.
 #![cfg(feature = "redis")]
 
 mod common;
@@ -16,9 +18,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use redis_server::RedisCluster;
+use http::StatusCode;
+use redis_server::{ClusterShape, RedisCluster};
 use secrecy::ExposeSecret;
+use sinch_auth::testkit::SinchStandIn;
+use sinch_auth::token::RefreshConfig;
 use sinch_auth::token::{RedisTokenStore, StoreKey, Token, TokenFuture, TokenStore};
+use sinch_auth::verify::{
+    RedisReplayStore, Rejection, Verifier, WebhookVerifier, webhook_signature,
+};
+use tower::ServiceExt;
 
 fn cluster_store(urls: &[String]) -> RedisTokenStore {
     RedisTokenStore::cluster(urls.iter().cloned())
@@ -190,4 +199,202 @@ async fn a_slot_moving_mid_fetch_costs_at_most_one_extra_fetch() {
         before,
         "served from the new node"
     );
+}
+
+/// What happens to the primary holding the credential's slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Disruption {
+    /// `CLUSTER FAILOVER` on its replica, as in a managed Redis' maintenance.
+    Failover,
+    /// Killed: its replica takes over once the cluster deems it failed.
+    Kill,
+}
+
+/// Fifty layers on a six-node TLS cluster keep sending requests while the
+/// primary holding their credential's slot is `disrupted` during a refresh
+/// round. Returns (extra token fetches, failed requests, served requests).
+async fn refresh_through(disruption: Disruption) -> Option<(u64, u32, u32)> {
+    let shape = ClusterShape {
+        replicas: 1,
+        tls: true,
+    };
+    let mut cluster = RedisCluster::start_shaped(shape).await?;
+    // 6 s tokens, no jitter: every layer refreshes about 3 s after the cold
+    // start, within a few milliseconds of the others.
+    let sinch = SinchStandIn::builder()
+        .access_key(&redis_fleet::key())
+        .token_lifetime(Duration::from_secs(6))
+        .start()
+        .await
+        .unwrap();
+    let (urls, ca) = (cluster.tls_urls(), cluster.ca_pem().to_owned());
+    let store = || {
+        RedisTokenStore::cluster(urls.iter().cloned())
+            .ca_certificates_pem(ca.clone())
+            .build()
+            .unwrap()
+    };
+    let refresh = RefreshConfig::default().jitter_ratio(0.0);
+    let fleet = redis_fleet::fleet(&sinch, &store, refresh);
+    let started = tokio::time::Instant::now();
+    redis_fleet::call_all(&sinch, &fleet).await;
+    assert_eq!(sinch.token_requests(), 1);
+
+    // The primary holding the credential's slot, and its replica.
+    let mut token_key = None;
+    for node in &cluster.nodes {
+        let mut c = node.connection().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        token_key = token_key.or(keys.into_iter().next());
+    }
+    let token_key = token_key.expect("the fleet's token is in the cluster");
+    let (primary, _) = cluster.owner_of(&token_key).await;
+    let replica = cluster.replica_of(primary).await;
+
+    // Every layer keeps sending requests, one every 20 ms.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served = Arc::new(AtomicU32::new(0));
+    let failed = Arc::new(AtomicU32::new(0));
+    let url = format!("{}/v1/projects/proj-r/activeNumbers", sinch.url());
+    let mut load = tokio::task::JoinSet::new();
+    for member in &fleet {
+        let (member, url) = (member.clone(), url.clone());
+        let (stop, served, failed) = (stop.clone(), served.clone(), failed.clone());
+        load.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let response = member.clone().oneshot(common::get(&url)).await;
+                match response {
+                    Ok(r) if r.status() == StatusCode::OK => served.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+
+    // The disruption, while the round's one fetch is on its way: the lock
+    // is on the primary, the other layers are polling it.
+    sinch.delay_tokens(Duration::from_millis(300));
+    redis_fleet::until_token_requests(&sinch, 2, Duration::from_secs(5)).await;
+    let round = started.elapsed();
+    match disruption {
+        Disruption::Failover => {
+            cluster.fail_over_to(replica).await;
+            assert_eq!(
+                cluster.owner_of(&token_key).await.0,
+                replica,
+                "the slot failed over"
+            );
+        }
+        Disruption::Kill => {
+            cluster.nodes[primary].kill();
+            cluster.until_primary(replica).await;
+        }
+    }
+    let disrupted = started.elapsed();
+    // Every layer's refresh is over 1.5 s after the round's first (or,
+    // with the slot away, once their fetch of their own is back).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    while let Some(done) = load.join_next().await {
+        done.unwrap();
+    }
+    let extra = sinch.token_requests() - 2;
+    redis_fleet::measured(
+        &format!(
+            "TLS cluster with replicas: 50 caches refreshing through {disruption:?} of the \
+             credential's primary (round from {round:?}, replica primary at {disrupted:?}), \
+             extra fetches"
+        ),
+        extra,
+    );
+    let (served, failed) = (
+        served.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    eprintln!("measured: TLS cluster {disruption:?}: {served} requests served, {failed} failed");
+    assert!(served > 1000, "{served} requests served");
+    Some((extra, failed, served))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_of_the_credentials_primary_while_fifty_layers_refresh_fails_no_request() {
+    let run = tokio::time::timeout(
+        Duration::from_secs(30),
+        refresh_through(Disruption::Failover),
+    );
+    let Some((extra, failed, _)) = run.await.expect("the test ends within 30 s") else {
+        return;
+    };
+    assert_eq!(failed, 0, "no request failed");
+    assert!(extra <= 1, "{extra} extra fetches through the failover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_primary_while_fifty_layers_refresh_fails_no_request() {
+    let run = tokio::time::timeout(Duration::from_secs(30), refresh_through(Disruption::Kill));
+    let Some((extra, failed, _)) = run.await.expect("the test ends within 30 s") else {
+        return;
+    };
+    assert_eq!(failed, 0, "no request failed");
+    // The slot is away until the cluster deems its primary failed: each
+    // layer may fetch its own meanwhile, once.
+    assert!(extra <= redis_fleet::FLEET as u64, "{extra} extra fetches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_replay_is_refused_by_every_instance() {
+    let Some(cluster) = RedisCluster::start().await else {
+        return;
+    };
+    let secret = "cluster-webhook-secret";
+    let fleet: Vec<WebhookVerifier> = (0..4)
+        .map(|_| {
+            WebhookVerifier::new(secret)
+                .replay_store(RedisReplayStore::cluster(cluster.urls()).build().unwrap())
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    for i in 0..40 {
+        let nonce = format!("n-cluster-{i}");
+        let parts = http::Request::post("/sms")
+            .header(
+                "x-sinch-webhook-signature",
+                webhook_signature(secret, b"{}", &nonce, &now),
+            )
+            .header("x-sinch-webhook-signature-nonce", &nonce)
+            .header("x-sinch-webhook-signature-timestamp", &now)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        assert!(fleet[i % 4].verify_async(&parts, b"{}").await.is_ok());
+        for instance in &fleet {
+            assert_eq!(
+                instance.verify_async(&parts, b"{}").await,
+                Err(Rejection::Replayed { what: "nonce" })
+            );
+        }
+    }
+    // Spread over the nodes by their digests' slots.
+    let mut per_node = Vec::new();
+    for node in &cluster.nodes {
+        let mut c = node.connection().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        per_node.push(keys.len());
+    }
+    assert_eq!(per_node.iter().sum::<usize>(), 40);
+    assert!(per_node.iter().all(|&n| n > 0), "{per_node:?}");
 }

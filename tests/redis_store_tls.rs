@@ -2,7 +2,10 @@
 //! started with `--tls-port` and a certificate the test makes: the
 //! server's certificate is verified (an unknown CA, or a certificate for
 //! another name, gets no token shared and every request still served), a
-//! custom CA is trusted, and the fleet figures hold as on plain TCP.
+//! custom CA is trusted, and the fleet figures hold as on plain TCP; the
+//! same over TLS to a Redis Cluster (`--tls-cluster yes`, as ElastiCache
+//! with in-transit encryption and Memorystore run), for the token store and
+//! the replay store alike.
 #![cfg(feature = "redis")]
 
 mod common;
@@ -15,10 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use redis_server::RedisServer;
+use redis_server::{ClusterShape, RedisCluster, RedisServer};
 use secrecy::ExposeSecret;
 use sinch_auth::ConfigError;
 use sinch_auth::token::{RedisTokenStore, StoreKey, Token, TokenFuture, TokenStore};
+use sinch_auth::verify::{
+    RedisReplayStore, Rejection, Verifier, WebhookVerifier, webhook_signature,
+};
 
 fn tls_store(redis: &RedisServer) -> RedisTokenStore {
     let ca = redis.tls.as_ref().unwrap().ca_pem.clone();
@@ -244,4 +250,184 @@ async fn over_tls_redis_down_serves_everyone_and_back_shares_again() {
             .unwrap()
     };
     redis_fleet::down_and_back("TLS: ", &make, &mut redis).await;
+}
+
+const TLS_CLUSTER: ClusterShape = ClusterShape {
+    replicas: 0,
+    tls: true,
+};
+
+fn tls_cluster_store(cluster: &RedisCluster) -> RedisTokenStore {
+    RedisTokenStore::cluster(cluster.tls_urls())
+        .ca_certificates_pem(cluster.ca_pem())
+        .op_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_tls_cluster_fifty_caches_cold_starting_make_one_fetch() {
+    let Some(cluster) = RedisCluster::start_shaped(TLS_CLUSTER).await else {
+        return;
+    };
+    redis_fleet::cold_start("TLS cluster: ", &|| tls_cluster_store(&cluster)).await;
+    // The record is on the cluster.
+    let mut found = 0;
+    for node in &cluster.nodes {
+        found += keys_in(node).await.len();
+    }
+    assert!(found >= 1, "the fleet's token is in the cluster");
+}
+
+#[test]
+fn a_tls_cluster_needs_no_process_wide_crypto_provider_and_checks_certificates() {
+    assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let Some(cluster) = RedisCluster::start_shaped(TLS_CLUSTER).await else {
+            return;
+        };
+        let (count, fetch) = counting();
+        for _ in 0..2 {
+            tls_cluster_store(&cluster)
+                .get_or_fetch(store_key(), None, fetch())
+                .await
+                .unwrap();
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1, "shared over TLS");
+
+        // A CA of its own (the nodes' certificates are not signed by it):
+        // nothing is shared, every fetch still served.
+        let other = RedisServer::start_tls().await.unwrap();
+        let untrusting = || {
+            RedisTokenStore::cluster(cluster.tls_urls())
+                .ca_certificates_pem(other.tls.as_ref().unwrap().ca_pem.clone())
+                .op_timeout(Duration::from_millis(500))
+                .build()
+                .unwrap()
+        };
+        let (count, fetch) = counting();
+        let key = StoreKey::derive(b"another credential", &["tls-cluster"]);
+        for _ in 0..2 {
+            untrusting()
+                .get_or_fetch(key.clone(), None, fetch())
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "an untrusted cluster is not used"
+        );
+    });
+    assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+}
+
+#[test]
+fn cluster_urls_are_all_tls_or_none_and_tls_settings_need_them() {
+    let mixed = RedisTokenStore::cluster(["rediss://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        mixed,
+        ConfigError::InvalidUrl {
+            field: "redis cluster urls",
+            ..
+        }
+    ));
+    let insecure = RedisTokenStore::cluster(["rediss://127.0.0.1:7000/#insecure"])
+        .build()
+        .unwrap_err();
+    assert!(matches!(insecure, ConfigError::InvalidUrl { .. }));
+    let plain_with_ca = RedisTokenStore::cluster(["redis://127.0.0.1:7000"])
+        .ca_certificates_pem("")
+        .build()
+        .unwrap_err();
+    assert!(matches!(
+        plain_with_ca,
+        ConfigError::InvalidSetting { setting: "tls", .. }
+    ));
+    let replay_mixed = RedisReplayStore::cluster(["rediss://127.0.0.1:7000", "redis://h:1"])
+        .build()
+        .unwrap_err();
+    assert!(matches!(replay_mixed, ConfigError::InvalidUrl { .. }));
+    let store = RedisReplayStore::cluster(["rediss://u:pw-secret@127.0.0.1:7000"])
+        .build()
+        .unwrap();
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains("127.0.0.1:7000") && !shown.contains("pw-secret"),
+        "{shown}"
+    );
+}
+
+const WEBHOOK_SECRET: &str = "tls-webhook-secret";
+
+fn webhook(nonce: &str) -> http::request::Parts {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    http::Request::post("/sms")
+        .header(
+            "x-sinch-webhook-signature",
+            webhook_signature(WEBHOOK_SECRET, b"{}", nonce, &timestamp),
+        )
+        .header("x-sinch-webhook-signature-nonce", nonce)
+        .header("x-sinch-webhook-signature-timestamp", timestamp)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+/// Four instances, each with its own store: one accepts, all refuse the replay.
+async fn replays_are_refused_fleet_wide(make: &dyn Fn() -> RedisReplayStore) {
+    let fleet: Vec<WebhookVerifier> = (0..4)
+        .map(|_| WebhookVerifier::new(WEBHOOK_SECRET).replay_store(make()))
+        .collect();
+    for i in 0..20 {
+        let parts = webhook(&format!("n-tls-{i}"));
+        assert!(fleet[i % 4].verify_async(&parts, b"{}").await.is_ok());
+        for instance in &fleet {
+            assert_eq!(
+                instance.verify_async(&parts, b"{}").await,
+                Err(Rejection::Replayed { what: "nonce" })
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_replay_store_speaks_tls_to_a_node_and_to_a_cluster() {
+    let Some(redis) = RedisServer::start_tls().await else {
+        return;
+    };
+    let ca = redis.tls.as_ref().unwrap().ca_pem.clone();
+    let url = redis.tls_url();
+    replays_are_refused_fleet_wide(&|| {
+        RedisReplayStore::builder(&url)
+            .ca_certificates_pem(ca.clone())
+            .build()
+            .unwrap()
+            .when_unavailable(sinch_auth::verify::WhenUnavailable::FailClosed)
+    })
+    .await;
+    assert_eq!(keys_in(&redis).await.len(), 20);
+
+    let cluster = RedisCluster::start_shaped(TLS_CLUSTER).await.unwrap();
+    replays_are_refused_fleet_wide(&|| {
+        RedisReplayStore::cluster(cluster.tls_urls())
+            .ca_certificates_pem(cluster.ca_pem())
+            .build()
+            .unwrap()
+            .when_unavailable(sinch_auth::verify::WhenUnavailable::FailClosed)
+    })
+    .await;
+    let mut keys = 0;
+    for node in &cluster.nodes {
+        keys += keys_in(node).await.len();
+    }
+    assert_eq!(keys, 20, "every entry is in the cluster");
 }

@@ -344,7 +344,8 @@ impl ReplayStore for Recording {
 
 #[tokio::test]
 async fn a_custom_store_sees_a_digest_and_the_rest_of_the_window_never_the_value() {
-    use sha2::{Digest as _, Sha256};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
     let store = std::sync::Arc::new(Recording::default());
     let webhooks = WebhookVerifier::new(SECRET)
         .clock(ManualClock::new(at(NOW)))
@@ -372,16 +373,27 @@ async fn a_custom_store_sees_a_digest_and_the_rest_of_the_window_never_the_value
 
     let entries = store.0.lock().unwrap().clone();
     assert_eq!(entries.len(), 2);
-    for (entry, what, value, left) in [
-        (&entries[0], "nonce", nonce, 200),
-        (&entries[1], "signature", signature.as_str(), 260),
+    let app_secret = b"app-secret".as_slice();
+    for (entry, secret, what, value, left) in [
+        (&entries[0], SECRET.as_bytes(), "nonce", nonce, 200),
+        (
+            &entries[1],
+            app_secret,
+            "signature",
+            signature.as_str(),
+            260,
+        ),
     ] {
-        let expected: [u8; 32] = Sha256::new()
-            .chain_update(what)
-            .chain_update([0])
-            .chain_update(value)
-            .finalize()
-            .into();
+        // Keyed by the secret that verified the request (docs on `digest`).
+        let hmac = |key: &[u8], parts: &[&[u8]]| -> [u8; 32] {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+            for part in parts {
+                mac.update(part);
+            }
+            mac.finalize().into_bytes().into()
+        };
+        let key = hmac(secret, &[b"sinch-auth replay digest key"]);
+        let expected = hmac(&key, &[what.as_bytes(), &[0], value.as_bytes()]);
         assert_eq!(entry.digest(), &expected);
         assert_eq!(entry.what(), what);
         // The rest of the window, plus the second of margin.
@@ -405,4 +417,90 @@ fn a_replay_memory_holds_at_least_one_entry_and_says_how_many() {
             format!("ReplayMemory {{ capacity: {held}, .. }}")
         );
     }
+}
+
+#[tokio::test]
+async fn a_validly_signed_webhook_is_verified_under_the_widest_window_without_panicking() {
+    let widest = Freshness::new(Duration::MAX, Duration::MAX);
+    let store = std::sync::Arc::new(Recording::default());
+    let shared = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .freshness(widest)
+        .replay_store(store.clone());
+    let local = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .freshness(widest);
+    for timestamp in [0, NOW, u64::from(u32::MAX) * 4] {
+        let parts = webhook(&format!("n-wide-{timestamp}"), timestamp, b"{}");
+        assert!(shared.verify_async(&parts, b"{}").await.is_ok());
+        assert!(local.verify(&parts, b"{}").is_ok());
+        assert_eq!(
+            local.verify(&parts, b"{}"),
+            Err(Rejection::Replayed { what: "nonce" })
+        );
+    }
+    let entries = store.0.lock().unwrap().clone();
+    assert_eq!(entries.len(), 3);
+    for entry in &entries {
+        // Remembered for as long as time can be told.
+        assert!(entry.ttl().unwrap() > Duration::from_secs(100 * 365 * 86_400));
+    }
+    let callbacks = ApplicationVerifier::new(app())
+        .clock(ManualClock::new(at(NOW)))
+        .freshness(widest);
+    let signed = callback(at(NOW - 40), b"{}");
+    assert!(callbacks.verify(&signed, b"{}").is_ok());
+    assert!(callbacks.verify(&signed, b"{}").is_err());
+}
+
+#[tokio::test]
+async fn an_entry_of_one_verifier_never_refuses_another_verifiers_genuine_request() {
+    // Two verifiers (two Sinch apps, two secrets) sharing one store.
+    let shared = std::sync::Arc::new(ReplayMemory::new(64));
+    let sms = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_store(shared.clone());
+    let other_secret = "another-webhook-secret";
+    let conversation = WebhookVerifier::new(other_secret)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_store(shared.clone());
+    let nonce = "n-same-nonce";
+    let for_sms = webhook(nonce, NOW, b"{}");
+    let mut for_conversation = for_sms.clone();
+    for_conversation.headers.insert(
+        "x-sinch-webhook-signature",
+        webhook_signature(other_secret, b"{}", nonce, &NOW.to_string())
+            .parse()
+            .unwrap(),
+    );
+    assert!(sms.verify_async(&for_sms, b"{}").await.is_ok());
+    assert!(
+        conversation
+            .verify_async(&for_conversation, b"{}")
+            .await
+            .is_ok(),
+        "a genuine request refused because another verifier saw its nonce"
+    );
+    // Each still refuses its own replay.
+    for (verifier, parts) in [(&sms, &for_sms), (&conversation, &for_conversation)] {
+        assert_eq!(
+            verifier.verify_async(parts, b"{}").await,
+            Err(Rejection::Replayed { what: "nonce" })
+        );
+    }
+    // The application scheme: two apps, one timestamp, one body.
+    let other_app = ApplicationCredentials::new("app", "b3RoZXItc2VjcmV0").unwrap();
+    let first = ApplicationVerifier::new(app())
+        .clock(ManualClock::new(at(NOW)))
+        .replay_store(shared.clone());
+    let second = ApplicationVerifier::new(other_app)
+        .clock(ManualClock::new(at(NOW)))
+        .replay_store(shared);
+    let signed = callback(at(NOW), b"{}");
+    assert!(first.verify_async(&signed, b"{}").await.is_ok());
+    // The other app's verifier cannot verify the first app's signature at all.
+    assert_eq!(
+        second.verify_async(&signed, b"{}").await,
+        Err(Rejection::SignatureMismatch)
+    );
 }

@@ -335,3 +335,242 @@ async fn without_the_shared_store_other_instances_accept_the_replay() {
     );
     assert_eq!(accepted, 300);
 }
+
+/// `n` webhooks with their bodies, nonces starting with `tag`.
+fn webhooks(tag: &str, n: usize) -> Vec<(Parts, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let body = format!("{{\"{tag}\":{i}}}").into_bytes();
+            (webhook(&format!("{tag}{i:04}"), &body), body)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn what_an_instance_accepted_while_redis_was_down_it_refuses_once_redis_is_back() {
+    let Some(mut server) = RedisServer::start().await else {
+        return;
+    };
+    let instance = webhook_instance(&server);
+    let sent = webhooks("01DOWN", 20);
+    server.kill();
+    for (parts, body) in &sent {
+        assert!(
+            instance.verify_async(parts, body).await.is_ok(),
+            "fail open"
+        );
+    }
+    server.restart().await;
+    let mut accepted_again = 0;
+    for (parts, body) in &sent {
+        match instance.verify_async(parts, body).await {
+            Ok(_) => accepted_again += 1,
+            Err(rejection) => assert_eq!(rejection, Rejection::Replayed { what: "nonce" }),
+        }
+    }
+    println!(
+        "accepted while Redis was down, replayed to the same instance once it is back: {accepted_again} of 20 accepted"
+    );
+    assert_eq!(accepted_again, 0);
+}
+
+#[tokio::test]
+async fn what_an_instance_accepted_through_redis_it_refuses_while_redis_is_down() {
+    let Some(mut server) = RedisServer::start().await else {
+        return;
+    };
+    let instance = webhook_instance(&server);
+    let sent = webhooks("01UP", 20);
+    for (parts, body) in &sent {
+        assert!(instance.verify_async(parts, body).await.is_ok());
+    }
+    server.kill();
+    let mut accepted_again = 0;
+    for (parts, body) in &sent {
+        accepted_again += usize::from(instance.verify_async(parts, body).await.is_ok());
+    }
+    assert_eq!(accepted_again, 0);
+}
+
+#[tokio::test]
+async fn with_redis_down_fail_open_lets_replays_through_other_instances_and_fail_closed_none() {
+    let Some(mut server) = RedisServer::start().await else {
+        return;
+    };
+    let open: Vec<WebhookVerifier> = (0..INSTANCES).map(|_| webhook_instance(&server)).collect();
+    let closed: Vec<WebhookVerifier> = (0..INSTANCES)
+        .map(|_| {
+            WebhookVerifier::new(SECRET)
+                .clock(ManualClock::new(now()))
+                .replay_store(store(&server).when_unavailable(WhenUnavailable::FailClosed))
+        })
+        .collect();
+    server.kill();
+    let sent = webhooks("01OPEN", 25);
+    let (mut same, mut others, mut same_accepted, mut others_accepted) = (0, 0, 0, 0);
+    for (i, (parts, body)) in sent.iter().enumerate() {
+        let first = i % INSTANCES;
+        assert!(open[first].verify_async(parts, body).await.is_ok());
+        for (j, instance) in open.iter().enumerate() {
+            let accepted = usize::from(instance.verify_async(parts, body).await.is_ok());
+            if j == first {
+                same += 1;
+                same_accepted += accepted;
+            } else {
+                others += 1;
+                others_accepted += accepted;
+            }
+        }
+    }
+    let (mut closed_sent, mut closed_accepted) = (0, 0);
+    for (parts, body) in webhooks("01CLOSED", 25).iter() {
+        for instance in &closed {
+            closed_sent += 1;
+            closed_accepted += usize::from(instance.verify_async(parts, body).await.is_ok());
+        }
+    }
+    println!(
+        "Redis down, {INSTANCES} instances, fail open: replays to another instance {others_accepted} of \
+         {others} accepted, to the accepting instance {same_accepted} of {same}; fail closed: \
+         {closed_accepted} of {closed_sent} callbacks accepted, genuine ones included"
+    );
+    assert_eq!((others_accepted, others), (75, 75));
+    assert_eq!((same_accepted, same), (0, 25));
+    assert_eq!(closed_accepted, 0);
+}
+
+fn webhook_signed_at(nonce: &str, signed_at: u64) -> Parts {
+    let timestamp = signed_at.to_string();
+    http::Request::post("/sms")
+        .header(
+            "x-sinch-webhook-signature",
+            webhook_signature(SECRET, b"{}", nonce, &timestamp),
+        )
+        .header("x-sinch-webhook-signature-nonce", nonce)
+        .header("x-sinch-webhook-signature-timestamp", timestamp)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+async fn pttl_of_only_key(server: &RedisServer) -> i64 {
+    let keys = replay_keys(server).await;
+    assert_eq!(keys.len(), 1);
+    let mut connection = server.connection().await;
+    let ttl: i64 = connection.pttl(&keys[0]).await.unwrap();
+    let _: () = connection.del(&keys[0]).await.unwrap();
+    ttl
+}
+
+#[tokio::test]
+async fn an_entry_lives_as_long_as_any_instance_of_the_fleet_could_accept_its_timestamp() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    // One instance runs a narrow window, another the default 5 minutes.
+    let narrow = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(now()))
+        .freshness(Freshness::symmetric(Duration::from_secs(60)))
+        .replay_store(store(&server));
+    let wide_clock = ManualClock::new(now());
+    let wide = WebhookVerifier::new(SECRET)
+        .clock(wide_clock.clone())
+        .replay_store(store(&server));
+    let parts = webhook_signed_at("n-narrow", NOW);
+    assert!(narrow.verify_async(&parts, b"{}").await.is_ok());
+    // The wide instance accepts that timestamp for 300 s: the entry lives that long.
+    let keys = replay_keys(&server).await;
+    let mut connection = server.connection().await;
+    let ttl: i64 = connection.pttl(&keys[0]).await.unwrap();
+    assert!((299_000..=301_000).contains(&ttl), "{ttl} ms");
+    wide_clock.advance(Duration::from_secs(200));
+    assert_eq!(
+        wide.verify_async(&parts, b"{}").await,
+        Err(Rejection::Replayed { what: "nonce" })
+    );
+    let _ = pttl_of_only_key(&server).await;
+
+    // A fleet declared wider, and an instance wider than the fleet.
+    let declared = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(now()))
+        .replay_store(store(&server).fleet_max_age(Duration::from_secs(900)));
+    assert!(
+        declared
+            .verify_async(&webhook_signed_at("n-declared", NOW), b"{}")
+            .await
+            .is_ok()
+    );
+    let ttl = pttl_of_only_key(&server).await;
+    assert!((899_000..=901_000).contains(&ttl), "{ttl} ms");
+    let wider = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(now()))
+        .freshness(Freshness::symmetric(Duration::from_secs(3_600)))
+        .replay_store(store(&server));
+    assert!(
+        wider
+            .verify_async(&webhook_signed_at("n-wider", NOW - 600), b"{}")
+            .await
+            .is_ok()
+    );
+    let ttl = pttl_of_only_key(&server).await;
+    assert!((2_999_000..=3_001_000).contains(&ttl), "{ttl} ms");
+}
+
+#[tokio::test]
+async fn an_entry_of_one_verifier_never_refuses_another_verifiers_request_in_redis() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let shared = Arc::new(store(&server));
+    let sms = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(now()))
+        .replay_store(shared.clone());
+    let other = "other-app-webhook-secret";
+    let conversation = WebhookVerifier::new(other)
+        .clock(ManualClock::new(now()))
+        .replay_store(shared);
+    let for_sms = webhook("n-shared-nonce", b"{}");
+    let mut for_conversation = for_sms.clone();
+    for_conversation.headers.insert(
+        "x-sinch-webhook-signature",
+        webhook_signature(other, b"{}", "n-shared-nonce", &NOW.to_string())
+            .parse()
+            .unwrap(),
+    );
+    assert!(sms.verify_async(&for_sms, b"{}").await.is_ok());
+    assert!(
+        conversation
+            .verify_async(&for_conversation, b"{}")
+            .await
+            .is_ok()
+    );
+    assert!(sms.verify_async(&for_sms, b"{}").await.is_err());
+    assert!(
+        conversation
+            .verify_async(&for_conversation, b"{}")
+            .await
+            .is_err()
+    );
+    assert_eq!(replay_keys(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_widest_window_is_remembered_in_redis_without_panicking() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    let verifier = WebhookVerifier::new(SECRET)
+        .clock(ManualClock::new(now()))
+        .freshness(Freshness::new(Duration::MAX, Duration::MAX))
+        .replay_store(store(&server).when_unavailable(WhenUnavailable::FailClosed));
+    let parts = webhook_signed_at("n-widest", 0);
+    assert!(verifier.verify_async(&parts, b"{}").await.is_ok());
+    assert_eq!(
+        verifier.verify_async(&parts, b"{}").await,
+        Err(Rejection::Replayed { what: "nonce" })
+    );
+    // Redis took it (fail closed would have refused otherwise), for decades.
+    let ttl = pttl_of_only_key(&server).await;
+    assert!(ttl > 30 * 365 * 86_400_000, "{ttl} ms");
+}

@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
-use ::redis::cluster::ClusterClient;
-use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
-    IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
+    IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, Value,
 };
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::error::ConfigError;
+
+mod cluster;
+
+use cluster::{Cluster, Node};
 
 /// The TLS settings for `rediss://`.
 #[derive(Clone, Default)]
@@ -30,6 +32,20 @@ pub(crate) struct TlsOptions {
     pub(crate) config: Option<Arc<ClientConfig>>,
 }
 
+impl TlsOptions {
+    fn is_set(&self) -> bool {
+        self.ca_pem.is_some() || self.config.is_some()
+    }
+
+    /// The configuration to use: the caller's, or one with the crate's provider.
+    fn client_config(&self) -> Result<Arc<ClientConfig>, ConfigError> {
+        match (&self.config, &self.ca_pem) {
+            (Some(config), _) => Ok(config.clone()),
+            (None, ca) => Ok(Arc::new(client_config(ca.as_deref())?)),
+        }
+    }
+}
+
 /// Where the store connects.
 pub(crate) enum Target {
     /// One node, over TCP or (with `tls`) TLS.
@@ -37,11 +53,8 @@ pub(crate) enum Target {
         info: ConnectionInfo,
         tls: Option<TlsTarget>,
     },
-    /// A Redis Cluster, reached through any of its seed nodes.
-    Cluster {
-        client: ClusterClient,
-        seeds: Vec<String>,
-    },
+    /// A Redis Cluster, reached through any of its seed nodes, over TCP or TLS.
+    Cluster(Cluster),
 }
 
 pub(crate) struct TlsTarget {
@@ -49,14 +62,46 @@ pub(crate) struct TlsTarget {
     server_name: ServerName<'static>,
 }
 
+impl TlsTarget {
+    /// `None` when `host` is no TLS server name (a DNS name or an IP address).
+    fn new(config: Arc<ClientConfig>, host: &str) -> Option<Self> {
+        Some(Self {
+            config,
+            server_name: server_name(host)?,
+        })
+    }
+}
+
+fn server_name(host: &str) -> Option<ServerName<'static>> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_owned()).ok()
+}
+
 /// A live connection, cheap to clone.
 #[derive(Clone)]
 pub(crate) enum Connection {
     Node(MultiplexedConnection),
-    Cluster(ClusterConnection),
+    Cluster(Cluster),
 }
 
 const URL_FORM: &str = "expected redis://[user:password@]host[:port][/db] or rediss://…";
+const CLUSTER_URL_FORM: &str =
+    "expected redis://[user:password@]host[:port] (or rediss://…) for every node";
+
+/// A `redis://` or `rediss://` URL read: its connection info (with a
+/// `redis://` address) and whether it asks for TLS.
+fn parse_url(url: &str) -> Option<(ConnectionInfo, bool)> {
+    let (plain, secure) = match url.strip_prefix("rediss://") {
+        Some(rest) => (format!("redis://{rest}"), true),
+        None if url.starts_with("redis://") => (url.to_owned(), false),
+        None => return None,
+    };
+    let info = plain.as_str().into_connection_info().ok()?;
+    Some((info, secure))
+}
+
+const NO_FRAGMENT: &str =
+    "a rediss:// URL takes no #fragment: certificate verification cannot be turned off";
 
 impl Target {
     /// A node at `url` (`redis://` or `rediss://`).
@@ -65,22 +110,12 @@ impl Target {
             field: "redis url",
             reason,
         };
-        let (plain, secure) = match url.strip_prefix("rediss://") {
-            Some(rest) => (format!("redis://{rest}"), true),
-            None if url.starts_with("redis://") => (url.to_owned(), false),
-            None => return Err(invalid(URL_FORM)),
-        };
+        let (info, secure) = parse_url(url).ok_or(invalid(URL_FORM))?;
         if secure && url.contains('#') {
-            return Err(invalid(
-                "a rediss:// URL takes no #fragment: certificate verification cannot be turned off",
-            ));
+            return Err(invalid(NO_FRAGMENT));
         }
-        let info = plain
-            .as_str()
-            .into_connection_info()
-            .map_err(|_| invalid(URL_FORM))?;
         if !secure {
-            if tls.ca_pem.is_some() || tls.config.is_some() {
+            if tls.is_set() {
                 return Err(ConfigError::InvalidSetting {
                     setting: "tls",
                     reason: "TLS settings need a rediss:// URL",
@@ -91,23 +126,18 @@ impl Target {
         let ConnectionAddr::Tcp(host, _) = info.addr() else {
             return Err(invalid(URL_FORM));
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|_| invalid("the host is not a valid TLS server name"))?;
-        let config = match (&tls.config, &tls.ca_pem) {
-            (Some(config), _) => config.clone(),
-            (None, ca) => Arc::new(client_config(ca.as_deref())?),
-        };
+        let config = tls.client_config()?;
+        let tls = TlsTarget::new(config, host)
+            .ok_or(invalid("the host is not a valid TLS server name"))?;
         Ok(Self::Node {
             info,
-            tls: Some(TlsTarget {
-                config,
-                server_name,
-            }),
+            tls: Some(tls),
         })
     }
 
-    /// A cluster known by some of its nodes (`redis://` URLs).
+    /// A cluster known by some of its nodes: `redis://` URLs, or
+    /// `rediss://` URLs for TLS to every node (the cluster's own port
+    /// announcements then name its TLS ports).
     pub(crate) fn cluster(
         urls: &[String],
         timeout: Duration,
@@ -120,35 +150,56 @@ impl Target {
         if urls.is_empty() {
             return Err(invalid("at least one node URL is needed"));
         }
-        if urls.iter().any(|u| u.starts_with("rediss://"))
-            || tls.ca_pem.is_some()
-            || tls.config.is_some()
-        {
-            return Err(invalid(
-                "TLS to a Redis Cluster is not supported yet: the redis crate's cluster client \
-                 would use rustls' process-wide crypto provider",
-            ));
-        }
-        if !urls.iter().all(|u| u.starts_with("redis://")) {
-            return Err(invalid(
-                "expected redis://[user:password@]host[:port] for every node",
-            ));
-        }
-        let mut infos = Vec::with_capacity(urls.len());
         let mut seeds = Vec::with_capacity(urls.len());
+        let mut settings: Option<RedisConnectionInfo> = None;
+        let mut secure = None;
         for url in urls {
-            let info = url.as_str().into_connection_info().map_err(|_| {
-                invalid("expected redis://[user:password@]host[:port] for every node")
-            })?;
-            seeds.push(info.addr().to_string());
-            infos.push(info);
+            let (info, tls_url) = parse_url(url).ok_or(invalid(CLUSTER_URL_FORM))?;
+            if tls_url && url.contains('#') {
+                return Err(invalid(NO_FRAGMENT));
+            }
+            if *secure.get_or_insert(tls_url) != tls_url {
+                return Err(invalid(
+                    "either every node URL is rediss:// or none is: a cluster is reached one way",
+                ));
+            }
+            let ConnectionAddr::Tcp(host, port) = info.addr() else {
+                return Err(invalid(CLUSTER_URL_FORM));
+            };
+            if tls_url && server_name(host).is_none() {
+                return Err(invalid("a node's host is not a valid TLS server name"));
+            }
+            seeds.push(Node {
+                host: host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+                port: *port,
+            });
+            // Every node is asked with the first URL's user and password.
+            settings.get_or_insert_with(|| info.redis_settings().clone());
         }
-        let client = ClusterClient::builder(infos)
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .build()
-            .map_err(|_| invalid("the node URLs do not make a cluster client"))?;
-        Ok(Self::Cluster { client, seeds })
+        let tls = if secure == Some(true) {
+            Some(tls.client_config()?)
+        } else {
+            if tls.is_set() {
+                return Err(ConfigError::InvalidSetting {
+                    setting: "tls",
+                    reason: "TLS settings need rediss:// URLs",
+                });
+            }
+            None
+        };
+        let settings = settings.unwrap_or_default();
+        Ok(Self::Cluster(Cluster::new(seeds, settings, tls, timeout)))
+    }
+
+    /// Sets the time limit of each network step a cluster takes on its own
+    /// (a node takes it with every [`connect`](Self::connect)). Call before use.
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        if let Self::Cluster(cluster) = self {
+            *cluster = cluster.with_timeout(timeout);
+        }
     }
 
     /// A node through a client configured by the caller.
@@ -161,11 +212,11 @@ impl Target {
 
     /// Connects, within `timeout` for each network step.
     pub(crate) async fn connect(&self, timeout: Duration) -> Result<Connection, RedisError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
         match self {
             Self::Node { info, tls: None } => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
                 let client = Client::open(info.clone())?;
                 let connection = client
                     .get_multiplexed_async_connection_with_config(&config)
@@ -182,24 +233,53 @@ impl Target {
                         "not a TCP address",
                     )));
                 };
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let tcp = tokio::net::TcpStream::connect((host, *port)).await?;
-                tcp.set_nodelay(true)?;
-                let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
-                    .connect(tls.server_name.clone(), tcp)
-                    .await?;
-                let (connection, driver) =
-                    MultiplexedConnection::new_with_config(info.redis_settings(), stream, config)
-                        .await?;
-                tokio::spawn(driver);
+                let connection =
+                    open_node(host, *port, Some(tls), info.redis_settings(), timeout).await?;
                 Ok(Connection::Node(connection))
             }
-            // The cluster client has its timeouts from `Target::cluster`.
-            Self::Cluster { client, .. } => {
-                Ok(Connection::Cluster(client.get_async_connection().await?))
+            // The cluster has its timeout from `Target::cluster`.
+            Self::Cluster(cluster) => {
+                cluster.connect().await?;
+                Ok(Connection::Cluster(cluster.clone()))
             }
         }
     }
+}
+
+/// One node's connection over TCP, or TLS with `tls`'s own configuration
+/// (never rustls' process default), set up with `settings` (user,
+/// password, database).
+async fn open_node(
+    host: &str,
+    port: u16,
+    tls: Option<&TlsTarget>,
+    settings: &RedisConnectionInfo,
+    timeout: Duration,
+) -> Result<MultiplexedConnection, RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let (connection, driver) = match tls {
+        Some(tls) => {
+            let stream = tokio_rustls::TlsConnector::from(tls.config.clone())
+                .connect(tls.server_name.clone(), tcp)
+                .await?;
+            let (connection, driver) =
+                MultiplexedConnection::new_with_config(settings, stream, config).await?;
+            (connection, tokio::spawn(driver))
+        }
+        None => {
+            let (connection, driver) =
+                MultiplexedConnection::new_with_config(settings, tcp, config).await?;
+            (connection, tokio::spawn(driver))
+        }
+    };
+    // The driver ends when the connection's last handle is dropped.
+    drop(driver);
+    Ok(connection)
 }
 
 impl fmt::Display for Target {
@@ -213,7 +293,18 @@ impl fmt::Display for Target {
                     other => write!(f, "{other}"),
                 }
             }
-            Self::Cluster { seeds, .. } => write!(f, "cluster {}", seeds.join(",")),
+            Self::Cluster(cluster) => {
+                f.write_str(if cluster.is_tls() {
+                    "TLS cluster "
+                } else {
+                    "cluster "
+                })?;
+                for (i, node) in cluster.seeds().iter().enumerate() {
+                    let comma = if i == 0 { "" } else { "," };
+                    write!(f, "{comma}{}:{}", node.host, node.port)?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -250,14 +250,18 @@ impl ApplicationVerifier {
                     body,
                     head.timestamp_text.as_bytes(),
                 );
-                bool::from(expected.as_bytes().ct_eq(head.signature.as_bytes())).then_some(*used)
+                bool::from(expected.as_bytes().ct_eq(head.signature.as_bytes()))
+                    .then_some((c, *used))
             });
-        let Some(secret) = matched else {
+        let Some((credentials, secret)) = matched else {
             return Err(Rejection::SignatureMismatch);
         };
-        let entry = self
-            .window
-            .entry(head.timestamp, "signature", head.signature.as_bytes())?;
+        let entry = self.window.entry(
+            app_of(credentials).decoded_secret().expose_secret(),
+            head.timestamp,
+            "signature",
+            head.signature.as_bytes(),
+        )?;
         let verified = Verified::Application {
             key: head.key.to_owned(),
             timestamp: head.timestamp,

@@ -112,7 +112,7 @@ pub use webhook::{WebhookVerifier, webhook_signature};
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisReplayStore, WhenUnavailable};
+pub use self::redis::{RedisReplayStore, RedisReplayStoreBuilder, WhenUnavailable};
 
 /// The future of [`Verifier::verify_async`].
 pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Verified, Rejection>> + Send + 'a>>;

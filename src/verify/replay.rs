@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::Rejection;
-use crate::clock::{Clock, SystemClock, unix_seconds};
+use crate::clock::{Clock, SystemClock, saturating_add, unix_seconds};
 
 /// How many accepted requests a verifier remembers by default: 65,536.
 ///
@@ -83,16 +84,29 @@ impl Freshness {
         }
     }
 
-    /// Until when (Unix seconds, rounded up) a request signed at `timestamp`
-    /// is fresh; `u64::MAX` when there is no window.
-    fn fresh_until(&self, timestamp: SystemTime) -> u64 {
-        match self.window {
-            Some((max_age, _)) => unix_seconds(timestamp)
-                .saturating_add(max_age.as_secs())
-                .saturating_add(1),
-            None => u64::MAX,
-        }
+    /// The window's `max_age`; `None` when freshness is disabled.
+    fn max_age(&self) -> Option<Duration> {
+        self.window.map(|(max_age, _)| max_age)
     }
+}
+
+/// Until when (Unix seconds, rounded up) a request signed at `timestamp`
+/// is fresh under `max_age`.
+fn fresh_until(timestamp: SystemTime, max_age: Duration) -> u64 {
+    unix_seconds(timestamp)
+        .saturating_add(max_age.as_secs())
+        .saturating_add(1)
+}
+
+/// How long from `now` a request signed at `timestamp` stays fresh under
+/// `max_age`, plus a second: the edge is inclusive, and `fresh_until` is
+/// rounded up to whole seconds the same way. Saturates: a window may be as
+/// wide as `Duration::MAX`.
+fn remaining(timestamp: SystemTime, max_age: Duration, now: SystemTime) -> Duration {
+    saturating_add(timestamp, max_age)
+        .duration_since(now)
+        .unwrap_or_default()
+        .saturating_add(Duration::from_secs(1))
 }
 
 impl Default for Freshness {
@@ -101,7 +115,7 @@ impl Default for Freshness {
     }
 }
 
-/// One accepted request as a replay store sees it: a SHA-256 digest of what
+/// One accepted request as a replay store sees it: a keyed digest of what
 /// identifies it (the webhook nonce, or the application-scheme signature),
 /// never the value itself, and how long it must be remembered.
 ///
@@ -111,45 +125,53 @@ impl Default for Freshness {
 pub struct ReplayEntry {
     digest: [u8; 32],
     what: &'static str,
-    /// Unix seconds after which freshness rejects the request anyway; `u64::MAX` without a window.
-    expires: u64,
-    now: u64,
-    ttl: Option<Duration>,
+    timestamp: SystemTime,
+    now: SystemTime,
+    /// The verifier's `max_age`; `None` without a window.
+    max_age: Option<Duration>,
+}
+
+/// HMAC-SHA256 of `what`, a zero byte and `value`, under a key derived
+/// from `secret`: two verifiers with different secrets never make the same
+/// digest, and a reader of a store learns nothing it could link to a request.
+fn digest(secret: &[u8], what: &str, value: &[u8]) -> [u8; 32] {
+    let key = Hmac::<Sha256>::new_from_slice(secret)
+        .expect("HMAC takes keys of any length")
+        .chain_update(b"sinch-auth replay digest key")
+        .finalize()
+        .into_bytes();
+    Hmac::<Sha256>::new_from_slice(&key)
+        .expect("HMAC takes keys of any length")
+        .chain_update(what.as_bytes())
+        .chain_update([0])
+        .chain_update(value)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 impl ReplayEntry {
     fn new(
+        secret: &[u8],
         what: &'static str,
         value: &[u8],
         freshness: Freshness,
         timestamp: SystemTime,
         now: SystemTime,
     ) -> Self {
-        let digest = Sha256::new()
-            .chain_update(what.as_bytes())
-            .chain_update([0])
-            .chain_update(value)
-            .finalize()
-            .into();
-        // One second beyond the window's edge: the edge is inclusive, and
-        // `expires` is rounded up to whole seconds the same way.
-        let ttl = freshness.window.map(|(max_age, _)| {
-            (timestamp + max_age)
-                .duration_since(now)
-                .unwrap_or_default()
-                .saturating_add(Duration::from_secs(1))
-        });
         Self {
-            digest,
+            digest: digest(secret, what, value),
             what,
-            expires: freshness.fresh_until(timestamp),
-            now: unix_seconds(now),
-            ttl,
+            timestamp,
+            now,
+            max_age: freshness.max_age(),
         }
     }
 
-    /// SHA-256 over the kind of value (`"nonce"` or `"signature"`), a zero
-    /// byte, and the value: the key a store remembers.
+    /// The key a store remembers: HMAC-SHA256 over the kind of value
+    /// (`"nonce"` or `"signature"`), a zero byte and the value, under a key
+    /// derived from the secret that verified the request. Verifiers with
+    /// different secrets never share an entry.
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
     }
@@ -163,7 +185,21 @@ impl ReplayEntry {
     /// How long to remember the entry: until its timestamp is stale, plus a
     /// second. `None` when freshness is [disabled](Freshness::disabled).
     pub fn ttl(&self) -> Option<Duration> {
-        self.ttl
+        self.max_age
+            .map(|max_age| remaining(self.timestamp, max_age, self.now))
+    }
+
+    /// The same entry, remembered for as long as a verifier whose window is
+    /// `max_age` could still accept its timestamp, when that is longer.
+    pub(super) fn at_least(mut self, max_age: Duration) -> Self {
+        self.max_age = self.max_age.map(|own| own.max(max_age));
+        self
+    }
+
+    /// Unix seconds after which freshness rejects the request anyway; `u64::MAX` without a window.
+    fn expires(&self) -> u64 {
+        self.max_age
+            .map_or(u64::MAX, |max_age| fresh_until(self.timestamp, max_age))
     }
 }
 
@@ -176,7 +212,7 @@ impl fmt::Debug for ReplayEntry {
         f.debug_struct("ReplayEntry")
             .field("what", &self.what)
             .field("digest", &format_args!("{digest}…"))
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.ttl())
             .finish()
     }
 }
@@ -237,8 +273,11 @@ impl Window {
 
     /// Checks freshness, and makes the entry a store remembers. Call only
     /// once the signature is valid, so forged requests never take room.
+    /// `secret` is the one that verified the request: entries of
+    /// verifiers with different secrets never meet.
     pub(super) fn entry(
         &self,
+        secret: &[u8],
         timestamp: SystemTime,
         what: &'static str,
         value: &[u8],
@@ -246,7 +285,8 @@ impl Window {
         let now = self.clock.now();
         self.freshness.check(timestamp, now)?;
         let remembered = self.memory.is_some() || self.shared.is_some();
-        Ok(remembered.then(|| ReplayEntry::new(what, value, self.freshness, timestamp, now)))
+        Ok(remembered
+            .then(|| ReplayEntry::new(secret, what, value, self.freshness, timestamp, now)))
     }
 
     /// Remembers `entry` in this process's memory.
@@ -273,7 +313,7 @@ impl Window {
         what: &'static str,
         value: &[u8],
     ) -> Result<(), Rejection> {
-        let entry = self.entry(timestamp, what, value)?;
+        let entry = self.entry(b"secret", timestamp, what, value)?;
         self.remember(entry.as_ref())
     }
 }
@@ -327,7 +367,7 @@ impl ReplayMemory {
     ///
     /// [`Rejection::Replayed`] if it is already remembered.
     pub fn remember(&self, entry: &ReplayEntry) -> Result<(), Rejection> {
-        let (key, expires, now) = (entry.digest, entry.expires, entry.now);
+        let (key, expires, now) = (entry.digest, entry.expires(), unix_seconds(entry.now));
         // A poisoned lock only means another verification panicked mid-update;
         // the maps stay consistent enough to keep rejecting replays.
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -380,9 +420,9 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn e(what: &'static str, value: &[u8], expires: u64, now: u64) -> ReplayEntry {
-        let mut entry = ReplayEntry::new(what, value, Freshness::disabled(), at(0), at(now));
-        entry.expires = expires;
-        entry
+        // Fresh until `expires`: signed a second before, with no max age.
+        let freshness = Freshness::new(Duration::ZERO, Duration::ZERO);
+        ReplayEntry::new(b"s", what, value, freshness, at(expires - 1), at(now))
     }
 
     fn at(secs: u64) -> SystemTime {

@@ -249,14 +249,17 @@ impl WebhookVerifier {
                 head.nonce,
                 head.timestamp_text,
             );
-            bool::from(expected[..len].ct_eq(head.signature.as_bytes())).then_some(*used)
+            bool::from(expected[..len].ct_eq(head.signature.as_bytes())).then_some((secret, *used))
         });
-        let Some(secret) = matched else {
+        let Some((key, secret)) = matched else {
             return Err(Rejection::SignatureMismatch);
         };
-        let entry = self
-            .window
-            .entry(head.timestamp, "nonce", head.nonce.as_bytes())?;
+        let entry = self.window.entry(
+            key.expose_secret().as_bytes(),
+            head.timestamp,
+            "nonce",
+            head.nonce.as_bytes(),
+        )?;
         let verified = Verified::Webhook {
             nonce: head.nonce.to_owned(),
             timestamp: head.timestamp,

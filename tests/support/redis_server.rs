@@ -291,47 +291,102 @@ impl Drop for RedisServer {
     }
 }
 
-/// Three `redis-server`s on loopback made into one Redis Cluster (no
-/// replicas) by `redis-cli --cluster create`; killed on drop.
+/// `redis-server`s on loopback made into one Redis Cluster by `redis-cli
+/// --cluster create`: three primaries, with or without a replica each, over
+/// TCP or also TLS; killed on drop.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     dir: PathBuf,
+    /// With TLS: the CA that signed every node's certificate, PEM.
+    ca_pem: Option<String>,
+}
+
+/// The shape of a test cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterShape {
+    /// Replicas per primary (0 or 1).
+    pub replicas: usize,
+    /// Every node also listens with TLS (and the cluster bus and
+    /// replication use it), with a certificate for 127.0.0.1.
+    pub tls: bool,
 }
 
 impl RedisCluster {
     /// A running, healthy 3-node cluster, or `None` (test skipped) when
     /// redis-server is absent.
     pub async fn start() -> Option<Self> {
+        Self::start_shaped(ClusterShape {
+            replicas: 0,
+            tls: false,
+        })
+        .await
+    }
+
+    /// A running, healthy cluster of three primaries with `shape.replicas`
+    /// replicas each, or `None` (test skipped) when redis-server is absent.
+    pub async fn start_shaped(shape: ClusterShape) -> Option<Self> {
         if !available() {
             return None;
         }
         let dir = scratch_dir("redis-cluster");
+        let ca_pem = shape.tls.then(|| make_certificates(&dir));
+        let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
         let mut nodes = Vec::new();
-        while nodes.len() < 3 {
+        while nodes.len() < 3 * (1 + shape.replicas) {
             // The cluster bus listens on port + 10000.
             let port = 10_000 + fastrand::u16(..20_000);
-            let bus_free = std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
-            if !bus_free || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            let tls_port = 10_000 + fastrand::u16(..20_000);
+            let taken = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_err();
+            if taken(port + 10_000) || taken(port) || (shape.tls && taken(tls_port)) {
                 continue;
             }
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).unwrap();
+            let mut args: Vec<String> = vec![
+                "--cluster-enabled".into(),
+                "yes".into(),
+                "--cluster-config-file".into(),
+                node_dir.join("nodes.conf").to_string_lossy().into_owned(),
+                "--cluster-node-timeout".into(),
+                "2000".into(),
+                "--cluster-port".into(),
+                (port + 10_000).to_string(),
+                "--dir".into(),
+                node_dir.to_string_lossy().into_owned(),
+            ];
+            if shape.tls {
+                args.extend(
+                    [
+                        "--tls-port",
+                        &tls_port.to_string(),
+                        "--tls-cert-file",
+                        &file("server.pem"),
+                        "--tls-key-file",
+                        &file("server.key"),
+                        "--tls-ca-cert-file",
+                        &file("ca.pem"),
+                        "--tls-auth-clients",
+                        "no",
+                        "--tls-cluster",
+                        "yes",
+                        "--tls-replication",
+                        "yes",
+                    ]
+                    .map(String::from),
+                );
+            }
             let mut server = RedisServer {
                 child: None,
                 port,
-                args: vec![
-                    "--cluster-enabled".into(),
-                    "yes".into(),
-                    "--cluster-config-file".into(),
-                    node_dir.join("nodes.conf").to_string_lossy().into_owned(),
-                    "--cluster-node-timeout".into(),
-                    "2000".into(),
-                    "--dir".into(),
-                    node_dir.to_string_lossy().into_owned(),
-                ],
+                args,
                 tls: None,
             };
             if server.spawn().await {
+                server.tls = ca_pem.as_ref().map(|ca| TlsServer {
+                    port: tls_port,
+                    ca_pem: ca.clone(),
+                    dir: node_dir,
+                });
                 nodes.push(server);
             }
         }
@@ -341,15 +396,127 @@ impl RedisCluster {
             create.arg(format!("127.0.0.1:{}", node.port));
         }
         let status = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args([
+                "--cluster-replicas",
+                &shape.replicas.to_string(),
+                "--cluster-yes",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .expect("redis-cli is installed with redis-server");
         assert!(status.success(), "redis-cli --cluster create failed");
-        let cluster = Self { nodes, dir };
+        let cluster = Self { nodes, dir, ca_pem };
         cluster.wait_until_ok().await;
+        if shape.replicas > 0 {
+            cluster.wait_until_replicas_synced().await;
+        }
         Some(cluster)
+    }
+
+    /// The CA of a TLS cluster, PEM.
+    pub fn ca_pem(&self) -> &str {
+        self.ca_pem.as_deref().expect("started with tls")
+    }
+
+    /// The nodes' `rediss://` URLs (a TLS cluster).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("rediss://127.0.0.1:{}", n.tls.as_ref().unwrap().port))
+            .collect()
+    }
+
+    /// The index of the node listening on `port` (plain or TLS).
+    fn index_of_port(&self, port: u16) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.port == port || n.tls.as_ref().is_some_and(|t| t.port == port))
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// Waits until every replica's link to its primary is up.
+    async fn wait_until_replicas_synced(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        'wait: loop {
+            assert!(Instant::now() < deadline, "the replicas never synced");
+            for node in &self.nodes {
+                let mut c = node.connection().await;
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                if info.contains("role:slave") && !info.contains("master_link_status:up") {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue 'wait;
+                }
+            }
+            return;
+        }
+    }
+
+    /// The replica of primary `i`, by index.
+    pub async fn replica_of(&self, i: usize) -> usize {
+        let id = self.node_id(i).await;
+        let mut c = self.nodes[i].connection().await;
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.len() > 3 && fields[2].contains("slave") && fields[3] == id {
+                let address = fields[1].split('@').next().unwrap();
+                let port: u16 = address.rsplit(':').next().unwrap().parse().unwrap();
+                return self.index_of_port(port);
+            }
+        }
+        panic!("node {i} has no replica");
+    }
+
+    /// `CLUSTER FAILOVER` on replica `replica`: it takes its primary's
+    /// slots over, the primary becoming its replica, as a managed Redis
+    /// does in maintenance. Returns once both say so.
+    pub async fn fail_over_to(&self, replica: usize) {
+        let role = |i: usize| async move {
+            let mut c = self.nodes[i].connection().await;
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
+            role
+        };
+        let primary = match role(replica).await.get(2) {
+            Some(Value::Int(port)) => self.index_of_port(u16::try_from(*port).unwrap()),
+            other => panic!("node {replica} is no replica ({other:?})"),
+        };
+        let mut c = self.nodes[replica].connection().await;
+        let _: () = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (node, now) in [(replica, &b"master"[..]), (primary, &b"slave"[..])] {
+            while !matches!(role(node).await.first(), Some(Value::BulkString(r)) if r == now) {
+                assert!(Instant::now() < deadline, "the failover never happened");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    /// Waits until node `i` is a primary (after its primary was killed,
+    /// once the cluster deems that one failed).
+    pub async fn until_primary(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut c = self.nodes[i].connection().await;
+        loop {
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut c).await.unwrap();
+            if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {i} never became a primary");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The nodes' `redis://` URLs.
@@ -408,8 +575,8 @@ impl RedisCluster {
             else {
                 return false;
             };
-            let port_matches =
-                matches!(owner.get(1), Some(Value::Int(p)) if *p == i64::from(self.nodes[i].port));
+            let port_matches = matches!(owner.get(1), Some(Value::Int(p))
+                if u16::try_from(*p).is_ok_and(|p| self.index_of_port(p) == i));
             (*start..=*end).contains(&i64::from(slot)) && port_matches
         })
     }
