@@ -153,6 +153,17 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms, clippy::all)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `rediss://` goes through rustls with the provider a feature chose; the
+// `redis` feature brings none of its own, so that it never adds a second one.
+#[cfg(all(
+    feature = "redis",
+    not(any(feature = "rustls-ring", feature = "rustls-aws-lc"))
+))]
+compile_error!(
+    "the `redis` feature needs a crypto provider for rustls: turn on `rustls-ring` \
+     (in the default features) or `rustls-aws-lc`"
+);
+
 mod authorizer;
 mod body;
 mod builder;
