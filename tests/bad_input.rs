@@ -747,3 +747,123 @@ fn basic_credentials_of_any_length_encode_without_panicking() {
         assert!(value.is_sensitive());
     }
 }
+
+/// Any `Duration`: the edges of the type, small and huge values.
+fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::MAX),
+        Just(Duration::from_nanos(1)),
+        (0u64..100_000).prop_map(Duration::from_millis),
+        any::<u64>().prop_map(Duration::from_secs),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+    ]
+}
+
+/// Any size: 0, 1, `usize::MAX`, and everything between.
+fn any_size() -> impl proptest::strategy::Strategy<Value = usize> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(0),
+        Just(1),
+        Just(usize::MAX),
+        0usize..100_000,
+        any::<usize>()
+    ]
+}
+
+/// Any wall-clock reading a clock can be set to: the epoch, now, far ahead.
+fn any_time() -> impl proptest::strategy::Strategy<Value = SystemTime> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(SystemTime::UNIX_EPOCH),
+        Just(ts()),
+        (0u64..(1u64 << 40)).prop_map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Every public setting that takes a `Duration` or a size, at any value,
+    /// with input at any time: the verifiers' freshness windows, grace periods
+    /// and replay capacities, the test clock, registration-token lifetimes.
+    /// Nothing panics; a genuine request is accepted or refused typed, and a
+    /// replay of an accepted one is refused.
+    #[test]
+    fn duration_and_size_settings_at_any_value_never_panic_the_verifiers(
+        max_age in any_duration(),
+        max_ahead in any_duration(),
+        grace in any_duration(),
+        capacity in any_size(),
+        now in any_time(),
+        skew in any_duration(),
+        signed_ahead in proptest::prelude::any::<bool>(),
+        advance in any_duration(),
+    ) {
+        let clock = ManualClock::new(now);
+        let signed_at = if signed_ahead {
+            sinch_auth::clock::saturating_add(now, skew)
+        } else {
+            now.checked_sub(skew).unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        let seconds = signed_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string();
+        let body = b"{\"event\":\"x\"}";
+        let (parts, ()) = Request::post("/webhook")
+            .header("x-sinch-webhook-signature", webhook_signature("w", body, "nonce1", &seconds))
+            .header("x-sinch-webhook-signature-nonce", "nonce1")
+            .header("x-sinch-webhook-signature-timestamp", seconds.as_str())
+            .body(())
+            .unwrap()
+            .into_parts();
+        let webhook = WebhookVerifier::new("w")
+            .freshness(Freshness::new(max_age, max_ahead))
+            .grace_period(grace)
+            .replay_protection(capacity)
+            .clock(clock.clone());
+        if webhook.verify(&parts, body).is_ok() {
+            let replayed = matches!(webhook.verify(&parts, body), Err(Rejection::Replayed { .. }));
+            proptest::prop_assert!(replayed, "a replay of an accepted webhook is refused");
+        }
+
+        let stamp = application::format_timestamp(signed_at);
+        if let Ok(signed) =
+            application::sign(&app(), &http::Method::POST, "/calls", "application/json", body, &stamp)
+        {
+            let (parts, ()) = Request::post("/calls")
+                .header(CONTENT_TYPE, "application/json")
+                .header("x-timestamp", signed.timestamp)
+                .header(AUTHORIZATION, signed.authorization)
+                .body(())
+                .unwrap()
+                .into_parts();
+            let verifier = ApplicationVerifier::new(app())
+                .freshness(Freshness::new(max_age, max_ahead))
+                .grace_period(grace)
+                .replay_protection(capacity)
+                .clock(clock.clone());
+            if verifier.verify(&parts, body).is_ok() {
+                proptest::prop_assert!(verifier.verify(&parts, body).is_err());
+            }
+        }
+        let numbers = NumbersVerifier::new("n").grace_period(grace).clock(clock.clone());
+        let (parts, ()) = Request::post("/numbers")
+            .header("x-sinch-signature", numbers_signature("n", body))
+            .body(())
+            .unwrap()
+            .into_parts();
+        proptest::prop_assert!(numbers.verify(&parts, body).is_ok());
+
+        // The test clock and the registration token's lifetime.
+        clock.advance(advance);
+        clock.advance(Duration::MAX);
+        let _ = sinch_auth::scheme::rtc::user_token(&app(), "user", sinch_auth::clock::Clock::now(&clock))
+            .ttl(advance)
+            .issue();
+    }
+}
