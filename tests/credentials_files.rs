@@ -94,16 +94,16 @@ fn key_id(provider: &FileCredentials) -> String {
 async fn a_directory_of_one_file_per_variable_is_read_and_reloaded_on_change() {
     let dir = TempDir::new();
     write_files(dir.path(), KEY_1);
-    let provider = FileCredentials::dir(dir.path()).load().unwrap();
+    let provider = FileCredentials::dir(dir.path()).load().await.unwrap();
     assert_eq!(key_id(&provider), "key-1");
     let first = provider.current_id();
 
-    assert!(!provider.reload().unwrap(), "nothing changed");
+    assert!(!provider.reload().await.unwrap(), "nothing changed");
     assert_eq!(provider.current_id(), first);
 
     let mut changes = provider.changes().unwrap();
     write_files(dir.path(), KEY_2);
-    assert!(provider.reload().unwrap());
+    assert!(provider.reload().await.unwrap());
     assert_eq!(key_id(&provider), "key-2");
     assert_ne!(provider.current_id(), first);
     assert!(changes.has_changed().unwrap());
@@ -115,11 +115,11 @@ async fn a_directory_of_one_file_per_variable_is_read_and_reloaded_on_change() {
 async fn a_kubernetes_symlink_swap_of_the_mounted_secret_is_seen_whole() {
     let dir = TempDir::new();
     mount_secret(dir.path(), "2024_01_01_00_00_00.1", KEY_1);
-    let provider = FileCredentials::dir(dir.path()).load().unwrap();
+    let provider = FileCredentials::dir(dir.path()).load().await.unwrap();
     assert_eq!(key_id(&provider), "key-1");
 
     mount_secret(dir.path(), "2024_01_01_00_05_00.2", KEY_2);
-    assert!(provider.reload().unwrap());
+    assert!(provider.reload().await.unwrap());
     let credentials = provider.credentials();
     let key = credentials.access_key().unwrap();
     assert_eq!(key.key_id(), "key-2");
@@ -141,7 +141,7 @@ async fn values_come_from_the_one_snapshot_that_data_names() {
     std::fs::create_dir(&snapshot).unwrap();
     write_files(&snapshot, KEY_2);
     std::os::unix::fs::symlink("..v2", dir.path().join("..data")).unwrap();
-    let provider = FileCredentials::dir(dir.path()).load().unwrap();
+    let provider = FileCredentials::dir(dir.path()).load().await.unwrap();
     assert_eq!(key_id(&provider), "key-2");
 }
 
@@ -149,12 +149,12 @@ async fn values_come_from_the_one_snapshot_that_data_names() {
 async fn a_half_written_or_malformed_file_keeps_the_last_good_credentials_and_names_the_file() {
     let dir = TempDir::new();
     write_files(dir.path(), KEY_1);
-    let provider = FileCredentials::dir(dir.path()).load().unwrap();
+    let provider = FileCredentials::dir(dir.path()).load().await.unwrap();
     let good = provider.current_id();
 
     // Truncated, as a writer leaves a file between open and write.
     std::fs::write(dir.path().join("SINCH_KEY_SECRET"), "").unwrap();
-    let err = provider.reload().unwrap_err();
+    let err = provider.reload().await.unwrap_err();
     match &err {
         ReloadError::InvalidField { path, field, .. } => {
             assert_eq!(*field, "SINCH_KEY_SECRET");
@@ -171,7 +171,7 @@ async fn a_half_written_or_malformed_file_keeps_the_last_good_credentials_and_na
         "LEAKED secret with spaces",
     )
     .unwrap();
-    let err = provider.reload().unwrap_err();
+    let err = provider.reload().await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -191,7 +191,7 @@ async fn a_half_written_or_malformed_file_keeps_the_last_good_credentials_and_na
 
     // A group that lost one of its files.
     std::fs::remove_file(dir.path().join("SINCH_KEY_SECRET")).unwrap();
-    let err = provider.reload().unwrap_err();
+    let err = provider.reload().await.unwrap_err();
     assert!(
         matches!(&err, ReloadError::MissingField { field: "SINCH_KEY_SECRET", path }
             if path == &dir.path().join("SINCH_KEY_SECRET")),
@@ -200,7 +200,7 @@ async fn a_half_written_or_malformed_file_keeps_the_last_good_credentials_and_na
 
     // Fixed: the new value is taken and the error cleared.
     write_files(dir.path(), KEY_2);
-    assert!(provider.reload().unwrap());
+    assert!(provider.reload().await.unwrap());
     assert_eq!(key_id(&provider), "key-2");
     assert!(provider.last_error().is_none());
 }
@@ -214,19 +214,22 @@ async fn an_env_style_file_is_read_and_a_broken_rewrite_is_refused_by_line_or_fi
         "# Sinch\nSINCH_PROJECT_ID=proj\nSINCH_KEY_ID=key-1\nSINCH_KEY_SECRET=\"FILE-SECRET-ONE-f1\"\n",
     )
     .unwrap();
-    let provider = FileCredentials::env_file(&file).load().unwrap();
+    let provider = FileCredentials::env_file(&file).load().await.unwrap();
     assert_eq!(key_id(&provider), "key-1");
     let good = provider.current_id();
 
-    // Half written: the last line has not arrived yet.
+    // Half written: the last line has not arrived yet. A changed file is
+    // judged once a second check reads the same bytes.
     std::fs::write(&file, "SINCH_PROJECT_ID=proj\nSINCH_KEY_ID=key-2\n").unwrap();
-    let err = provider.reload().unwrap_err();
+    assert!(!provider.reload().await.unwrap(), "not settled yet");
+    let err = provider.reload().await.unwrap_err();
     assert!(
         matches!(&err, ReloadError::MissingField { field: "SINCH_KEY_SECRET", path } if path == &file),
         "{err:?}"
     );
     std::fs::write(&file, "SINCH_KEY_ID=key-2\nLEAKED-no-equals-sign\n").unwrap();
-    let err = provider.reload().unwrap_err();
+    assert!(!provider.reload().await.unwrap(), "not settled yet");
+    let err = provider.reload().await.unwrap_err();
     assert!(
         matches!(&err, ReloadError::MalformedLine { line: 2, path } if path == &file),
         "{err:?}"
@@ -239,7 +242,8 @@ async fn an_env_style_file_is_read_and_a_broken_rewrite_is_refused_by_line_or_fi
         "SINCH_PROJECT_ID=proj\nSINCH_KEY_ID=key-2\nSINCH_KEY_SECRET=FILE-SECRET-TWO-f2\n",
     )
     .unwrap();
-    assert!(provider.reload().unwrap());
+    assert!(!provider.reload().await.unwrap(), "not settled yet");
+    assert!(provider.reload().await.unwrap());
     assert_eq!(key_id(&provider), "key-2");
 }
 
@@ -251,6 +255,7 @@ async fn the_poller_notices_a_change_within_one_interval_without_being_asked() {
     let provider = FileCredentials::dir(dir.path())
         .poll_interval(interval)
         .load()
+        .await
         .unwrap();
     let mut changes = provider.changes().unwrap();
     let started = tokio::time::Instant::now();
@@ -281,6 +286,7 @@ async fn a_rejection_of_the_current_credentials_rereads_the_files_before_the_int
         .poll_interval(Duration::from_secs(3600))
         .reload_cooldown(Duration::from_secs(1))
         .load()
+        .await
         .unwrap();
     let mut changes = provider.changes().unwrap();
     write_files(dir.path(), KEY_2);
@@ -298,6 +304,7 @@ async fn dropping_the_last_clone_stops_the_poller() {
     let provider = FileCredentials::dir(dir.path())
         .poll_interval(Duration::from_secs(1))
         .load()
+        .await
         .unwrap();
     let clone = provider.clone();
     let mut changes = provider.changes().unwrap();
@@ -309,32 +316,56 @@ async fn dropping_the_last_clone_stops_the_poller() {
     );
     drop(clone);
     // The task owned the channel's sender: it is gone once the task is.
-    assert!(changes.changed().await.is_err());
+    let ended = tokio::time::timeout(Duration::from_secs(60), changes.changed())
+        .await
+        .expect("the poller outlived the last clone");
+    assert!(ended.is_err());
+}
+
+/// Polls a future to completion on this thread, outside any tokio runtime.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
 }
 
 #[test]
 fn the_first_load_must_succeed_and_polling_needs_a_runtime() {
     let dir = TempDir::new();
-    let err = FileCredentials::dir(dir.path()).load().unwrap_err();
-    assert!(
-        matches!(&err, ReloadError::NoCredentials { path } if path == dir.path()),
-        "{err:?}"
-    );
     write_files(dir.path(), KEY_1);
-    let err = FileCredentials::dir(dir.path()).load().unwrap_err();
+    let err = block_on(FileCredentials::dir(dir.path()).load()).unwrap_err();
     assert!(matches!(err, ReloadError::NoRuntime), "{err:?}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
+    let empty = TempDir::new();
     let err = runtime
-        .block_on(async {
-            FileCredentials::dir(dir.path())
-                .poll_interval(Duration::ZERO)
-                .load()
-        })
+        .block_on(FileCredentials::dir(empty.path()).load())
         .unwrap_err();
-    assert!(matches!(err, ReloadError::Config(_)), "{err:?}");
+    assert!(
+        matches!(&err, ReloadError::NoCredentials { path } if path == empty.path()),
+        "{err:?}"
+    );
+    for setting in [
+        FileCredentials::dir(dir.path()).poll_interval(Duration::ZERO),
+        FileCredentials::dir(dir.path()).read_timeout(Duration::ZERO),
+    ] {
+        let err = runtime.block_on(setting.load()).unwrap_err();
+        assert!(matches!(err, ReloadError::Config(_)), "{err:?}");
+    }
 }
 
 #[cfg(unix)]
@@ -350,7 +381,7 @@ async fn after_a_swap_the_next_request_fetches_a_token_with_the_new_key() {
         .unwrap();
     let dir = TempDir::new();
     mount_secret(dir.path(), "2024_01_01_00_00_00.1", KEY_1);
-    let provider = FileCredentials::dir(dir.path()).load().unwrap();
+    let provider = FileCredentials::dir(dir.path()).load().await.unwrap();
     let layer = SinchAuthLayer::builder(provider.clone())
         .scheme(Scheme::OAuth2)
         .auth_host(&sinch.url())
@@ -363,7 +394,7 @@ async fn after_a_swap_the_next_request_fetches_a_token_with_the_new_key() {
     assert!(body.contains("oauth2:key-1"), "{body}");
 
     mount_secret(dir.path(), "2024_01_01_00_05_00.2", KEY_2);
-    assert!(provider.reload().unwrap());
+    assert!(provider.reload().await.unwrap());
     let (_, body) = send(&client, get(&url)).await;
     assert!(body.contains("oauth2:key-2"), "{body}");
     assert_eq!(sinch.token_requests(), 2);
