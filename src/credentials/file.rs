@@ -344,7 +344,12 @@ fn path_root(dir: &Path, shown: &Path) -> Result<PathBuf, ReloadError> {
 /// Reads one file, `Ok(None)` when it does not exist. `path` is where it is
 /// read from, `shown` how errors name it. Refused: a file resolving outside
 /// `root`, anything but a regular file, more than [`MAX_FILE_BYTES`].
-fn read_file(path: &Path, root: &Path, shown: &Path, at: &At) -> Result<Option<Bytes>, ReloadError> {
+fn read_file(
+    path: &Path,
+    root: &Path,
+    shown: &Path,
+    at: &At,
+) -> Result<Option<Bytes>, ReloadError> {
     at.set(shown);
     let error = |e: io::Error| ReloadError::Read {
         path: shown.to_owned(),
@@ -378,9 +383,13 @@ fn read_file(path: &Path, root: &Path, shown: &Path, at: &At) -> Result<Option<B
     if !file.metadata().map_err(error)?.is_file() {
         return Err(not_regular());
     }
-    let expected = usize::try_from(len.len()).unwrap_or(usize::MAX).min(MAX_FILE_BYTES);
+    let expected = usize::try_from(len.len())
+        .unwrap_or(usize::MAX)
+        .min(MAX_FILE_BYTES);
     let mut bytes = Zeroizing::new(Vec::with_capacity(expected.saturating_add(1)));
-    let limit = u64::try_from(MAX_FILE_BYTES).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(MAX_FILE_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     file.take(limit).read_to_end(&mut bytes).map_err(error)?;
     if bytes.len() > MAX_FILE_BYTES {
         return Err(ReloadError::TooLarge {
@@ -555,7 +564,10 @@ mod tests {
     use super::*;
 
     fn values(text: &str) -> Result<Values, ReloadError> {
-        read_env_file(Path::new("sinch.env"), Zeroizing::new(text.as_bytes().to_vec()))
+        read_env_file(
+            Path::new("sinch.env"),
+            Zeroizing::new(text.as_bytes().to_vec()),
+        )
     }
 
     /// A directory removed when the test ends.
