@@ -616,7 +616,7 @@ async fn a_data_link_that_is_absolute_or_leaves_the_directory_is_refused() {
         matches!(&err, ReloadError::OutsideDirectory { path } if path == &data),
         "{err:?}"
     );
-    swap(&outside.path().to_owned());
+    swap(outside.path());
     let err = provider.reload().await.unwrap_err();
     assert!(
         matches!(err, ReloadError::OutsideDirectory { .. }),

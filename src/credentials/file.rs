@@ -46,7 +46,8 @@ use crate::error::ConfigError;
 /// // volumeMounts: [{ name: sinch, mountPath: /var/run/secrets/sinch }]
 /// let provider = FileCredentials::dir("/var/run/secrets/sinch")
 ///     .poll_interval(Duration::from_secs(30))
-///     .load()?;
+///     .load()
+///     .await?;
 /// let layer = SinchAuthLayer::by_host(provider)?;
 /// # Ok(()) }
 /// ```
