@@ -309,3 +309,32 @@ impl Drop for Poller {
         self.task.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A step that panics, in its call or in its future, is logged and the
+    /// polling goes on: the next interval runs the next step.
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_panics_is_logged_and_the_poller_goes_on() {
+        let steps = Arc::new(AtomicUsize::new(0));
+        let count = steps.clone();
+        let poller = Poller::spawn(Duration::from_secs(10), Duration::from_secs(1), move || {
+            let step = count.fetch_add(1, Ordering::SeqCst);
+            assert_ne!(step, 0, "a panic in the call");
+            async move {
+                assert_ne!(step, 1, "a panic in the future");
+            }
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        assert_eq!(steps.load(Ordering::SeqCst), 3);
+
+        // Hints still reach it, before the next interval.
+        poller.wake();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(steps.load(Ordering::SeqCst), 4);
+    }
+}
