@@ -99,7 +99,10 @@ async fn a_rotated_secret_is_published_within_one_interval_and_an_unchanged_one_
 
     vault.set(Answer::Key("key-2"));
     let started = Instant::now();
-    changes.changed().await.unwrap();
+    tokio::time::timeout(interval * 2, changes.changed())
+        .await
+        .expect("published within one interval")
+        .unwrap();
     assert!(started.elapsed() <= interval, "{:?}", started.elapsed());
     assert_eq!(key_id(&provider), "key-2");
     assert_eq!(*changes.borrow_and_update(), provider.current_id());
@@ -162,7 +165,10 @@ async fn a_hanging_fetch_times_out_and_polling_goes_on() {
     let mut changes = provider.changes().unwrap();
     tokio::time::sleep(interval + timeout).await;
     vault.set(Answer::Key("key-2"));
-    changes.changed().await.unwrap();
+    tokio::time::timeout(interval * 2, changes.changed())
+        .await
+        .expect("the next fetch succeeded")
+        .unwrap();
     assert_eq!(key_id(&provider), "key-2");
     assert!(provider.last_error().is_none());
 }
@@ -185,7 +191,10 @@ async fn a_burst_of_rejections_costs_one_early_fetch_per_cooldown() {
     for _ in 0..100 {
         provider.credentials_rejected(stale);
     }
-    changes.changed().await.unwrap();
+    tokio::time::timeout(cooldown * 2, changes.changed())
+        .await
+        .expect("one early fetch")
+        .unwrap();
     // The first hint waits out the cooldown since the initial fetch.
     assert_eq!(started.elapsed(), cooldown);
     assert_eq!(vault.calls(), 2);
