@@ -24,6 +24,10 @@ enum Answer {
     Key(&'static str),
     Fail,
     Hang,
+    /// Panics in the future the fetch returns.
+    Panic,
+    /// Panics in the call itself, before there is a future.
+    PanicInCall,
 }
 
 #[derive(Clone)]
@@ -53,11 +57,16 @@ impl SecretManager {
         PollingCredentials::builder(move || {
             let answer = *this.answer.lock().unwrap();
             this.calls.fetch_add(1, Ordering::SeqCst);
+            if let Answer::PanicInCall = answer {
+                panic!("PANIC-PAYLOAD-IN-CALL");
+            }
             async move {
                 match answer {
                     Answer::Key(id) => Ok(AccessKey::new("proj", id, format!("VAULT-{id}"))?),
                     Answer::Fail => Err(BoxError::from("secret manager said 503")),
                     Answer::Hang => std::future::pending().await,
+                    Answer::Panic => panic!("PANIC-PAYLOAD-IN-FUTURE"),
+                    Answer::PanicInCall => unreachable!(),
                 }
             }
         })
@@ -90,7 +99,10 @@ async fn a_rotated_secret_is_published_within_one_interval_and_an_unchanged_one_
 
     vault.set(Answer::Key("key-2"));
     let started = Instant::now();
-    changes.changed().await.unwrap();
+    tokio::time::timeout(interval * 2, changes.changed())
+        .await
+        .expect("published within one interval")
+        .unwrap();
     assert!(started.elapsed() <= interval, "{:?}", started.elapsed());
     assert_eq!(key_id(&provider), "key-2");
     assert_eq!(*changes.borrow_and_update(), provider.current_id());
@@ -153,7 +165,10 @@ async fn a_hanging_fetch_times_out_and_polling_goes_on() {
     let mut changes = provider.changes().unwrap();
     tokio::time::sleep(interval + timeout).await;
     vault.set(Answer::Key("key-2"));
-    changes.changed().await.unwrap();
+    tokio::time::timeout(interval * 2, changes.changed())
+        .await
+        .expect("the next fetch succeeded")
+        .unwrap();
     assert_eq!(key_id(&provider), "key-2");
     assert!(provider.last_error().is_none());
 }
@@ -176,7 +191,10 @@ async fn a_burst_of_rejections_costs_one_early_fetch_per_cooldown() {
     for _ in 0..100 {
         provider.credentials_rejected(stale);
     }
-    changes.changed().await.unwrap();
+    tokio::time::timeout(cooldown * 2, changes.changed())
+        .await
+        .expect("one early fetch")
+        .unwrap();
     // The first hint waits out the cooldown since the initial fetch.
     assert_eq!(started.elapsed(), cooldown);
     assert_eq!(vault.calls(), 2);
@@ -191,6 +209,133 @@ async fn a_burst_of_rejections_costs_one_early_fetch_per_cooldown() {
     provider.refresh_soon();
     provider.refresh_soon();
     tokio::time::sleep(cooldown * 3).await;
+    assert_eq!(vault.calls(), 3);
+}
+
+/// A fetch that panics is a failed fetch: recorded, logged once, and the
+/// poller goes on polling and answering hints. The panic's message is kept
+/// out of the error and the logs.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_fetch_is_recorded_and_polling_goes_on() {
+    let (logs, _guard) = common::LogBuffer::capture();
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let interval = Duration::from_millis(50);
+    let provider = vault
+        .builder()
+        .interval(interval)
+        .cooldown(interval)
+        .start()
+        .await
+        .unwrap();
+    let good = provider.current_id();
+
+    for panic in [Answer::Panic, Answer::PanicInCall] {
+        vault.set(panic);
+        let before = vault.calls();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        assert!(
+            vault.calls() >= before + 20,
+            "{} fetches",
+            vault.calls() - before
+        );
+        let error = provider.last_error().expect("the panic is recorded");
+        assert!(matches!(*error, ReloadError::FetchPanicked), "{error:?}");
+        assert_eq!(provider.current_id(), good);
+        let err = provider.refresh_now().await.unwrap_err();
+        assert!(matches!(err, ReloadError::FetchPanicked), "{err:?}");
+    }
+    let shown = format!(
+        "{provider:?} {} {}",
+        provider.last_error().unwrap(),
+        logs.text()
+    );
+    assert!(!shown.contains("PANIC-PAYLOAD"), "{shown}");
+    assert_eq!(
+        logs.text().matches("reloading credentials failed").count(),
+        1,
+        "one warning while the panics last: {}",
+        logs.text()
+    );
+
+    // A hint after the panics still wakes the poller.
+    let provider = vault
+        .builder()
+        .interval(Duration::from_secs(3600))
+        .cooldown(interval)
+        .start()
+        .await;
+    assert!(matches!(provider, Err(ReloadError::FetchPanicked)));
+    vault.set(Answer::Key("key-1"));
+    let provider = vault
+        .builder()
+        .interval(Duration::from_secs(3600))
+        .cooldown(interval)
+        .start()
+        .await
+        .unwrap();
+    vault.set(Answer::Panic);
+    provider.refresh_soon();
+    tokio::time::sleep(interval * 2).await;
+    assert!(matches!(
+        provider.last_error().as_deref(),
+        Some(ReloadError::FetchPanicked)
+    ));
+    vault.set(Answer::Key("key-2"));
+    let mut changes = provider.changes().unwrap();
+    provider.refresh_soon();
+    tokio::time::timeout(interval * 10, changes.changed())
+        .await
+        .expect("the hint was served after a panic")
+        .unwrap();
+    assert_eq!(key_id(&provider), "key-2");
+    assert!(provider.last_error().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fetch_that_panics_at_start_is_an_error_not_a_panic() {
+    for panic in [Answer::Panic, Answer::PanicInCall] {
+        let vault = SecretManager::new(panic);
+        let err = vault.builder().start().await.unwrap_err();
+        assert!(matches!(err, ReloadError::FetchPanicked), "{err:?}");
+        assert_eq!(err.to_string(), "credentials fetch panicked");
+    }
+}
+
+/// Settings at the edge of their type: deadlines saturate rather than
+/// overflow an `Instant` (which would kill the poller), and a hint never
+/// waits longer than the regular poll.
+#[tokio::test(start_paused = true)]
+async fn a_huge_interval_or_cooldown_does_not_stop_the_poller() {
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let cooldown = Duration::from_secs(1);
+    let provider = vault
+        .builder()
+        .interval(Duration::MAX)
+        .cooldown(cooldown)
+        .timeout(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(cooldown).await;
+    vault.set(Answer::Key("key-2"));
+    provider.refresh_soon();
+    tokio::time::sleep(cooldown * 2).await;
+    assert_eq!(vault.calls(), 2);
+    assert_eq!(key_id(&provider), "key-2");
+
+    let vault = SecretManager::new(Answer::Key("key-1"));
+    let interval = Duration::from_secs(60);
+    let provider = vault
+        .builder()
+        .interval(interval)
+        .cooldown(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    provider.refresh_soon();
+    tokio::time::sleep(interval + Duration::from_secs(1)).await;
+    assert_eq!(vault.calls(), 2, "the regular poll ran despite the hint");
+    tokio::time::sleep(interval).await;
     assert_eq!(vault.calls(), 3);
 }
 

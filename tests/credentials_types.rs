@@ -74,3 +74,21 @@ fn cloned_bundles_keep_their_identity_and_redaction() {
     assert!(!debug.contains("TYPES-KEY-SECRET"), "{debug}");
     assert!(debug.contains("key-t"));
 }
+
+/// The reloading providers' futures can be spawned: none holds anything
+/// that is not `Send` across an await.
+#[test]
+fn loading_and_reloading_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    fn reload(provider: &sinch_auth::FileCredentials) {
+        send(provider.reload());
+    }
+    let dir = std::env::temp_dir();
+    send(sinch_auth::FileCredentials::dir(&dir).load());
+    send(sinch_auth::FileCredentials::env_file(dir.join("sinch.env")).load());
+    let polling = sinch_auth::PollingCredentials::builder(|| async {
+        Ok::<_, sinch_auth::BoxError>(sinch_auth::ServicePlan::new("plan", "token")?)
+    });
+    send(polling.start());
+    let _ = reload;
+}

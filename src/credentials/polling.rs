@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, watch};
 
-use super::reload::{Poller, Publisher, ReloadError};
+use super::reload::{CatchPanic, Panicked, Poller, Publisher, ReloadError};
 use super::{CredentialProvider, Credentials, CredentialsId};
 use crate::error::BoxError;
 
@@ -25,8 +25,9 @@ type Fetch = Box<dyn Fn() -> FetchFuture + Send + Sync>;
 /// refetched); the same content again changes nothing. A failed or timed-out
 /// fetch keeps the last good credentials and is kept in
 /// [`last_error`](Self::last_error) (your fetch's error as it returned it, so
-/// keep secrets out of it). Only the first fetch, in
-/// [`start`](PollingCredentialsBuilder::start), must succeed.
+/// keep secrets out of it). A fetch that panics counts as failed too
+/// ([`ReloadError::FetchPanicked`]) and the polling goes on. Only the first
+/// fetch, in [`start`](PollingCredentialsBuilder::start), must succeed.
 ///
 /// After a 401 that a rotation could explain, call
 /// [`credentials_rejected`](CredentialProvider::credentials_rejected) (or
@@ -193,10 +194,21 @@ impl PollingCredentialsBuilder {
     }
 }
 
+/// One call of the user's fetch, under the timeout. A panic in it (in the
+/// call or in the future) is [`ReloadError::FetchPanicked`], not the
+/// caller's panic: the poller outlives a bad fetch.
 async fn fetch_once(fetch: &Fetch, timeout: Duration) -> Result<Arc<Credentials>, ReloadError> {
-    match tokio::time::timeout(timeout, fetch()).await {
-        Ok(Ok(credentials)) => Ok(credentials),
-        Ok(Err(error)) => Err(ReloadError::Fetch(Arc::from(error))),
+    let future = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(fetch)) {
+        Ok(future) => future,
+        Err(payload) => {
+            let Panicked = payload.into();
+            return Err(ReloadError::FetchPanicked);
+        }
+    };
+    match tokio::time::timeout(timeout, CatchPanic(future)).await {
+        Ok(Ok(Ok(credentials))) => Ok(credentials),
+        Ok(Ok(Err(error))) => Err(ReloadError::Fetch(Arc::from(error))),
+        Ok(Err(Panicked)) => Err(ReloadError::FetchPanicked),
         Err(_) => Err(ReloadError::Timeout(timeout)),
     }
 }

@@ -6,9 +6,12 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -18,6 +21,7 @@ use tokio::time::Instant;
 
 use super::{CredentialProvider, Credentials, RotatingCredentials};
 use crate::error::ConfigError;
+use crate::token::cache::later;
 
 /// Why reloading credentials failed. The last good credentials stay in use.
 ///
@@ -65,6 +69,48 @@ pub enum ReloadError {
         /// The directory or file that was read.
         path: PathBuf,
     },
+    /// A credentials file is not a regular file: a FIFO, a device (such as
+    /// `/dev/zero`), a directory or a socket is never read.
+    #[error("credentials file {} is not a regular file", path.display())]
+    NotRegularFile {
+        /// The file, as named in the mounted directory.
+        path: PathBuf,
+    },
+    /// A credentials file holds more than the most a file is read for.
+    #[error("credentials file {} holds more than {limit} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The most that is read, in bytes.
+        limit: usize,
+    },
+    /// A credentials file, or the `..data` link, resolves outside the
+    /// directory that holds it (or `..data` is an absolute link).
+    #[error("credentials file {} resolves outside its directory", path.display())]
+    OutsideDirectory {
+        /// The file or link, as named in the directory.
+        path: PathBuf,
+    },
+    /// An env-style file does not end with a newline: most likely it is
+    /// still being written, or a writer stopped part way.
+    #[error("credentials file {} does not end with a newline", path.display())]
+    Incomplete {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Reading the files did not finish in time (a hung network or FUSE
+    /// file system, say). Until that read returns, no other one is started.
+    #[error("reading credentials file {} did not finish within {timeout:?}", path.display())]
+    ReadTimeout {
+        /// The file being read when the time ran out.
+        path: PathBuf,
+        /// The read timeout.
+        timeout: Duration,
+    },
+    /// The user-supplied fetch panicked. Polling goes on; the panic's
+    /// message is not kept (it could hold anything).
+    #[error("credentials fetch panicked")]
+    FetchPanicked,
     /// The user-supplied fetch failed.
     #[error("credentials fetch failed: {0}")]
     Fetch(#[source] Arc<dyn StdError + Send + Sync + 'static>),
@@ -180,17 +226,19 @@ impl Poller {
         let task = runtime.spawn(async move {
             let mut last = Instant::now();
             loop {
-                tokio::select! {
-                    () = tokio::time::sleep_until(last + interval) => {}
-                    () = woken.notify.notified() => {
-                        if !woken.requested.load(Ordering::Acquire) {
-                            continue;
-                        }
-                        tokio::time::sleep_until(last + cooldown).await;
-                    }
+                woken.next(last, interval, cooldown).await;
+                // A panic in one step is logged and the polling goes on: a
+                // dead poller would keep stale credentials without a word.
+                let outcome = match catch_unwind(AssertUnwindSafe(&mut step)) {
+                    Ok(future) => CatchPanic(Box::pin(future)).await,
+                    Err(payload) => Err(Panicked::from(payload)),
+                };
+                if outcome.is_err() {
+                    tracing::error!(
+                        target: "sinch_auth",
+                        "reloading credentials panicked; polling goes on"
+                    );
                 }
-                woken.requested.store(false, Ordering::Release);
-                step().await;
                 last = Instant::now();
             }
         });
@@ -207,8 +255,86 @@ impl Poller {
     }
 }
 
+impl Wake {
+    /// Waits for the next step: `interval` after the last one, or sooner
+    /// after a [`Poller::wake`], but not before `cooldown` has passed. Both
+    /// settings may be huge: the deadlines saturate.
+    async fn next(&self, last: Instant, interval: Duration, cooldown: Duration) {
+        let due = later(last, interval);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => break,
+                () = self.notify.notified() => {
+                    if self.requested.load(Ordering::Acquire) {
+                        // A hint never delays the regular poll.
+                        tokio::time::sleep_until(later(last, cooldown).min(due)).await;
+                        break;
+                    }
+                }
+            }
+        }
+        self.requested.store(false, Ordering::Release);
+    }
+}
+
+/// A panic caught by [`CatchPanic`]; its payload is dropped unread.
+pub(crate) struct Panicked;
+
+impl From<Box<dyn std::any::Any + Send>> for Panicked {
+    fn from(payload: Box<dyn std::any::Any + Send>) -> Self {
+        drop(payload);
+        Self
+    }
+}
+
+/// Polls a future, turning a panic inside it into `Err(Panicked)`.
+pub(crate) struct CatchPanic<F: ?Sized>(pub(crate) Pin<Box<F>>);
+
+impl<F: Future + ?Sized> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The future is not polled again after a panic: it is dropped with
+        // `self`, and the caller only records that it panicked.
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload.into())),
+        }
+    }
+}
+
 impl Drop for Poller {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A step that panics, in its call or in its future, is logged and the
+    /// polling goes on: the next interval runs the next step.
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_panics_is_logged_and_the_poller_goes_on() {
+        let steps = Arc::new(AtomicUsize::new(0));
+        let count = steps.clone();
+        let poller = Poller::spawn(Duration::from_secs(10), Duration::from_secs(1), move || {
+            let step = count.fetch_add(1, Ordering::SeqCst);
+            assert_ne!(step, 0, "a panic in the call");
+            async move {
+                assert_ne!(step, 1, "a panic in the future");
+            }
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        assert_eq!(steps.load(Ordering::SeqCst), 3);
+
+        // Hints still reach it, before the next interval.
+        poller.wake();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(steps.load(Ordering::SeqCst), 4);
     }
 }
