@@ -874,3 +874,61 @@ async fn a_huge_poll_interval_or_cooldown_does_not_stop_the_poller() {
         .unwrap();
     assert_eq!(key_id(&provider), "key-1");
 }
+
+/// Any `Duration`: the edges of the type, small and huge values.
+fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::MAX),
+        Just(Duration::from_nanos(1)),
+        (0u64..50).prop_map(Duration::from_millis),
+        any::<u64>().prop_map(Duration::from_secs),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Every `Duration` setting of file credentials at any value: loading,
+    /// polling for a while, a 401 hint and a reload never panic; what fails
+    /// fails typed (a zero interval or read timeout is a configuration error).
+    #[test]
+    fn file_settings_at_any_value_never_panic(
+        interval in any_duration(),
+        cooldown in any_duration(),
+        read_timeout in any_duration(),
+    ) {
+        let dir = TempDir::new();
+        write_files(dir.path(), KEY_1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async {
+            let loaded = FileCredentials::dir(dir.path())
+                .poll_interval(interval)
+                .reload_cooldown(cooldown)
+                .read_timeout(read_timeout)
+                .load()
+                .await;
+            let credentials = match loaded {
+                Ok(credentials) => credentials,
+                // A read timeout too short for any read fails typed, naming the file.
+                Err(ReloadError::Config(_) | ReloadError::ReadTimeout { .. }) => return Ok(()),
+                Err(other) => return Err(format!("load: {other}")),
+            };
+            let id = credentials.current_id();
+            credentials.credentials_rejected(id);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            write_files(dir.path(), KEY_2);
+            match credentials.reload().await {
+                Ok(_) | Err(ReloadError::ReadTimeout { .. }) => {}
+                Err(other) => return Err(format!("reload: {other}")),
+            }
+            Ok(())
+        });
+        proptest::prop_assert!(outcome.is_ok(), "{:?}", outcome);
+    }
+}

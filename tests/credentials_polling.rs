@@ -435,3 +435,59 @@ async fn a_key_refused_by_the_token_endpoint_makes_the_provider_look_again_at_on
         "key-2"
     );
 }
+
+/// Any `Duration`: the edges of the type, small and huge values.
+fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::MAX),
+        Just(Duration::from_nanos(1)),
+        (0u64..50).prop_map(Duration::from_millis),
+        any::<u64>().prop_map(Duration::from_secs),
+        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Every `Duration` setting of the poller at any value: starting, a hint,
+    /// polling for a while and a fetch asked for now never panic; what fails
+    /// fails typed (a zero interval is a configuration error).
+    #[test]
+    fn polling_settings_at_any_value_never_panic(
+        interval in any_duration(),
+        timeout in any_duration(),
+        cooldown in any_duration(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(async {
+            let manager = SecretManager::new(Answer::Key("key-1"));
+            let started = manager
+                .builder()
+                .interval(interval)
+                .timeout(timeout)
+                .cooldown(cooldown)
+                .start()
+                .await;
+            let credentials = match started {
+                Ok(credentials) => credentials,
+                Err(ReloadError::Config(_)) => return Ok(()),
+                Err(other) => return Err(format!("start: {other}")),
+            };
+            credentials.refresh_soon();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            manager.set(Answer::Key("key-2"));
+            match credentials.refresh_now().await {
+                Ok(_) | Err(ReloadError::Timeout(_)) => {}
+                Err(other) => return Err(format!("refresh_now: {other}")),
+            }
+            Ok(())
+        });
+        proptest::prop_assert!(outcome.is_ok(), "{:?}", outcome);
+    }
+}
