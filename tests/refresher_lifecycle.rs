@@ -853,3 +853,56 @@ fn a_refresher_taking_over_keeps_the_forced_refetch_interval_of_the_one_it_repla
     assert!(gap >= Duration::from_secs(1), "refetched {gap:?} after the last fetch");
     drop(idle);
 }
+
+#[test]
+fn a_refresher_taking_over_keeps_the_retry_after_of_the_one_it_replaces() {
+    // The endpoint said "retry after 30 s" to the refresher on a runtime that
+    // then goes idle; the one that takes over must not ask sooner.
+    let fetched_at = Arc::new(Mutex::new(Vec::new()));
+    let source = source_fn({
+        let fetched_at = fetched_at.clone();
+        move |_| {
+            let mut fetched_at = fetched_at.lock().unwrap();
+            fetched_at.push(tokio::time::Instant::now());
+            let first = fetched_at.len() == 1;
+            async move {
+                if first {
+                    Err(FetchError::Endpoint {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        error: None,
+                        description: None,
+                        retry_after: Some(Duration::from_secs(30)),
+                    })
+                } else {
+                    Ok(Token::new("tok", Duration::from_secs(3600)))
+                }
+            }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .refresh(RefreshConfig::default().wait_timeout(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let idle = current_thread_runtime();
+    idle.block_on(async {
+        let request = layer.layer(api.clone()).oneshot(get(url));
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), request).await;
+        assert!(gave_up.is_err(), "no token was to be had");
+    });
+
+    let live = paused_runtime();
+    let answer = live.block_on(async {
+        let request = layer.layer(api.clone()).oneshot(get(url));
+        tokio::time::timeout(Duration::from_secs(60), request).await
+    });
+    assert_eq!(answer.unwrap().unwrap().status(), StatusCode::OK);
+    let fetched_at = fetched_at.lock().unwrap().clone();
+    assert_eq!(fetched_at.len(), 2);
+    let gap = fetched_at[1] - fetched_at[0];
+    assert!(gap >= Duration::from_secs(30), "asked again {gap:?} after a Retry-After of 30 s");
+    drop(idle);
+}

@@ -1071,6 +1071,54 @@ mod tests {
         assert_eq!(counter.load(Ordering::SeqCst), 2);
     }
 
+    fn slow_cache(fetch_takes: Duration) -> (TokenCache, Arc<AtomicU64>) {
+        let provider: Arc<dyn CredentialProvider> = Arc::new(crate::StaticCredentials::new(
+            crate::BearerToken::new("x").unwrap(),
+        ));
+        let fetches = Arc::new(AtomicU64::new(0));
+        let counter = fetches.clone();
+        let source = super::super::source_fn(move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(fetch_takes).await;
+                Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600)))
+            }
+        });
+        let cache = TokenCache::new(
+            Arc::new(source),
+            provider,
+            Arc::new(crate::clock::SystemClock),
+            RefreshConfig::default(),
+        );
+        (cache, fetches)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_counts_as_answered_whenever_the_refresher_handles_it() {
+        let (cache, _) = slow_cache(Duration::ZERO);
+        // No refresher yet: nobody answers.
+        let pulse = cache.ping();
+        assert!(!cache.answered_since(pulse));
+        // The pulse is the one from before the ask: an answer that comes at
+        // once, before the asker reads anything, still moves it.
+        let pulse = cache.ping();
+        cache.beats.fetch_add(1, Ordering::AcqRel);
+        assert!(cache.answered_since(pulse));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresher_in_a_slow_fetch_answers_and_is_not_replaced() {
+        let (cache, fetches) = slow_cache(Duration::from_secs(5));
+        let token = tokio::time::timeout(Duration::from_secs(10), cache.handle.0.wait(None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.header, "Bearer tok-0");
+        // Twenty stall checks came and went during the fetch: one refresher.
+        assert_eq!(cache.generation.load(Ordering::SeqCst), 1);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn the_fetch_bucket_allows_bursts_of_30_then_10_per_second() {
         let mut bucket = Bucket {
