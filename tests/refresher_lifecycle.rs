@@ -151,7 +151,10 @@ fn a_refresher_left_on_an_idle_runtime_is_taken_over_by_a_live_one() {
         tokio::time::timeout(Duration::from_secs(30), service.oneshot(numbers(&sinch))).await
     });
     let took = started.elapsed();
-    assert_eq!(status.expect("no answer in 30 s").unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        status.expect("no answer in 30 s").unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(sinch.token_requests(), 2);
     // The take-over (a quarter second) and the forced-refetch interval
     // (1 s): nothing near the 10 s fetch timeout.
@@ -850,7 +853,10 @@ fn a_refresher_taking_over_keeps_the_forced_refetch_interval_of_the_one_it_repla
     let fetched_at = fetched_at.lock().unwrap().clone();
     assert_eq!(fetched_at.len(), 2);
     let gap = fetched_at[1] - fetched_at[0];
-    assert!(gap >= Duration::from_secs(1), "refetched {gap:?} after the last fetch");
+    assert!(
+        gap >= Duration::from_secs(1),
+        "refetched {gap:?} after the last fetch"
+    );
     drop(idle);
 }
 
@@ -903,6 +909,9 @@ fn a_refresher_taking_over_keeps_the_retry_after_of_the_one_it_replaces() {
     let fetched_at = fetched_at.lock().unwrap().clone();
     assert_eq!(fetched_at.len(), 2);
     let gap = fetched_at[1] - fetched_at[0];
-    assert!(gap >= Duration::from_secs(30), "asked again {gap:?} after a Retry-After of 30 s");
+    assert!(
+        gap >= Duration::from_secs(30),
+        "asked again {gap:?} after a Retry-After of 30 s"
+    );
     drop(idle);
 }

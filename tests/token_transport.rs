@@ -263,7 +263,10 @@ async fn a_plain_http_token_url_off_loopback_is_refused_before_anything_is_sent(
     for client in [through_proxy, direct] {
         // base64("key-1:key-secret-1")
         let request = http::Request::post("http://token.example.invalid/oauth2/token")
-            .header(http::header::AUTHORIZATION, "Basic a2V5LTE6a2V5LXNlY3JldC0x")
+            .header(
+                http::header::AUTHORIZATION,
+                "Basic a2V5LTE6a2V5LXNlY3JldC0x",
+            )
             .body(Full::new(Bytes::from_static(
                 b"grant_type=client_credentials",
             )))
@@ -316,7 +319,13 @@ fn under_cgi_upper_case_http_proxy_is_not_read() {
         .build()
         .unwrap_err();
     assert!(
-        matches!(error, ConfigError::InvalidEnvVar { name: "HTTP_PROXY", .. }),
+        matches!(
+            error,
+            ConfigError::InvalidEnvVar {
+                name: "HTTP_PROXY",
+                ..
+            }
+        ),
         "{error:?}"
     );
     let under_cgi = TokenHttpClient::hyper_builder()

@@ -456,11 +456,14 @@ impl<C> Clone for PerRuntime<C> {
     }
 }
 
+/// A runtime's client and the serial number of its entry.
+type Entry<C> = (u64, Client<C, Full<Bytes>>);
+
 struct Pools<C> {
     builder: ClientBuilder,
     connector: C,
     /// The client of each runtime, with the serial number of its entry.
-    clients: Mutex<HashMap<tokio::runtime::Id, (u64, Client<C, Full<Bytes>>)>>,
+    clients: Mutex<HashMap<tokio::runtime::Id, Entry<C>>>,
     serial: AtomicU64,
     /// Dropped with the last clone of the client: ends the tasks that
     /// forget each runtime's entry.
@@ -525,7 +528,10 @@ impl<C> Drop for Forget<C> {
     fn drop(&mut self) {
         if let Some(pools) = self.pools.upgrade() {
             let mut clients = pools.clients.lock().unwrap_or_else(|e| e.into_inner());
-            if clients.get(&self.id).is_some_and(|(s, _)| *s == self.serial) {
+            if clients
+                .get(&self.id)
+                .is_some_and(|(s, _)| *s == self.serial)
+            {
                 clients.remove(&self.id);
             }
         }

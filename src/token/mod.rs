@@ -314,7 +314,8 @@ impl TokenSource for SelfSignedJwt {
                 let into_second = now
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.subsec_nanos());
-                let rest = Duration::from_secs(1).saturating_sub(Duration::from_nanos(into_second.into()));
+                let rest =
+                    Duration::from_secs(1).saturating_sub(Duration::from_nanos(into_second.into()));
                 tokio::time::sleep(rest).await;
                 now = minter.clock.now();
             }
