@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::{Builder as ClientBuilder, Client};
-use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
@@ -380,6 +380,16 @@ struct ProxyConnector {
     proxies: Option<Arc<Matcher>>,
 }
 
+impl ProxyConnector {
+    /// The proxy `destination` is reached through, if any.
+    fn proxy_for(&self, destination: &Uri) -> Option<Intercept> {
+        if never_proxied(destination) {
+            return None;
+        }
+        self.proxies.as_deref()?.intercept(destination)
+    }
+}
+
 type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
 
 impl Service<Uri> for ProxyConnector {
@@ -392,12 +402,7 @@ impl Service<Uri> for ProxyConnector {
     }
 
     fn call(&mut self, destination: Uri) -> Self::Future {
-        let proxied = self
-            .proxies
-            .as_deref()
-            .filter(|_| !never_proxied(&destination))
-            .and_then(|m| m.intercept(&destination));
-        match proxied {
+        match self.proxy_for(&destination) {
             Some(proxy) => {
                 tracing::debug!(target: "sinch_auth", proxy = %proxy.uri(), "token fetch through a CONNECT tunnel");
                 let mut tunnel = Tunnel::new(proxy.uri().clone(), self.http.clone());
@@ -587,5 +592,149 @@ impl Service<Request<Full<Bytes>>> for TokenHttpClient {
 
     fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
         self.0.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(vars: &[(&str, &str)]) -> ProxyConnector {
+        let proxies = proxies(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap();
+        ProxyConnector {
+            http: HttpConnector::new(),
+            proxies,
+        }
+    }
+
+    fn proxied(connector: &ProxyConnector, url: &str) -> bool {
+        connector.proxy_for(&url.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn loopback_and_plain_http_destinations_are_never_proxied() {
+        let every = connector(&[
+            ("HTTPS_PROXY", "http://127.0.0.1:3128"),
+            ("HTTP_PROXY", "http://127.0.0.1:3128"),
+            ("ALL_PROXY", "http://127.0.0.1:3128"),
+        ]);
+        for url in [
+            "http://127.0.0.1:8080/oauth2/token",
+            "http://127.9.9.9/oauth2/token",
+            "http://localhost:8080/oauth2/token",
+            "http://LocalHost/oauth2/token",
+            "http://[::1]:8080/oauth2/token",
+            "https://127.0.0.1/oauth2/token",
+            "https://localhost/oauth2/token",
+            "https://[::1]/oauth2/token",
+            "http://auth.example.com/oauth2/token",
+            "HTTP://auth.example.com/oauth2/token",
+        ] {
+            assert!(!proxied(&every, url), "{url}");
+        }
+        assert!(proxied(&every, "https://auth.sinch.com/oauth2/token"));
+        assert!(proxied(&every, "HTTPS://auth.sinch.com/oauth2/token"));
+    }
+
+    #[test]
+    fn no_proxy_exempts_the_https_hosts_it_names() {
+        let proxy = ("HTTPS_PROXY", "http://127.0.0.1:3128");
+        for no in ["auth.sinch.com", ".sinch.com", "sinch.com", "*", "x.org, *"] {
+            let connector = connector(&[proxy, ("NO_PROXY", no)]);
+            assert!(!proxied(&connector, "https://auth.sinch.com/"), "{no}");
+        }
+        let connector = connector(&[proxy, ("no_proxy", "example.com,10.0.0.0/8")]);
+        assert!(proxied(&connector, "https://auth.sinch.com/"));
+        let only_all = self::connector(&[("all_proxy", "http://127.0.0.1:3128")]);
+        assert!(proxied(&only_all, "https://auth.sinch.com/"));
+    }
+
+    fn pools() -> Arc<Pools<HttpConnector>> {
+        let builder = Client::builder(hyper_util::rt::TokioExecutor::new());
+        PerRuntime::new(builder, HttpConnector::new()).inner
+    }
+
+    fn runtimes_held(pools: &Pools<HttpConnector>) -> usize {
+        pools.clients.lock().unwrap().len()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn each_runtime_has_its_own_pool_forgotten_when_it_shuts_down() {
+        let pools = pools();
+        let (a, b) = (runtime(), runtime());
+        let in_a = a.block_on(async { pools.client().unwrap() });
+        let again_in_a = a.block_on(async { pools.client().unwrap() });
+        let in_b = b.block_on(async { pools.client().unwrap() });
+        assert_eq!(runtimes_held(&pools), 2);
+        drop((in_a, again_in_a, in_b));
+        drop(a);
+        assert_eq!(runtimes_held(&pools), 1);
+        drop(b);
+        assert_eq!(runtimes_held(&pools), 0);
+        // A runtime per call, as a sync wrapper has it: nothing piles up.
+        for _ in 0..20 {
+            runtime().block_on(async { pools.client().unwrap() });
+        }
+        assert_eq!(runtimes_held(&pools), 0);
+    }
+
+    #[test]
+    fn the_task_that_forgets_a_runtime_ends_with_the_client() {
+        let runtime = runtime();
+        let pools = pools();
+        runtime.block_on(async { pools.client().unwrap() });
+        assert_eq!(runtime.metrics().num_alive_tasks(), 1);
+        drop(pools);
+        runtime.block_on(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert_eq!(runtime.metrics().num_alive_tasks(), 0);
+    }
+
+    #[test]
+    fn outside_a_runtime_a_fetch_fails_instead_of_panicking() {
+        assert!(pools().client().is_err());
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback() {
+        for url in [
+            "http://auth.example.com/",
+            "http://10.0.0.1/",
+            "http://[::2]/",
+        ] {
+            let error = check_destination(&url.parse().unwrap()).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::InvalidUrl {
+                        field: "token URL",
+                        ..
+                    }
+                ),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1/",
+            "http://localhost/",
+            "http://[::1]/",
+            "https://auth.sinch.com/",
+        ] {
+            assert!(check_destination(&url.parse().unwrap()).is_ok(), "{url}");
+        }
     }
 }
