@@ -765,7 +765,13 @@ async fn a_self_signed_jwt_refetched_within_its_second_is_a_new_jwt() {
     let api = RefusingApi::default();
     let url = "https://calling.api.sinch.com/calling/v1/callouts";
     let service = layer.layer(api.clone());
+    let cold = tokio::time::Instant::now();
     service.clone().oneshot(get(url)).await.unwrap();
+    assert_eq!(
+        cold.elapsed(),
+        Duration::ZERO,
+        "the first JWT is minted at once"
+    );
     let minted = api.seen.lock().unwrap()[0].clone();
     api.refused.lock().unwrap().push(minted.clone());
 
@@ -914,4 +920,33 @@ fn a_refresher_taking_over_keeps_the_retry_after_of_the_one_it_replaces() {
         "asked again {gap:?} after a Retry-After of 30 s"
     );
     drop(idle);
+}
+
+#[test]
+fn a_refresher_restarted_with_a_valid_token_waits_for_its_refresh_point() {
+    let (fetches, source) = numbered_tokens(Duration::from_secs(3600));
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let recorder = Recorder::new(sinch_auth::clock::SystemClock);
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let first = current_thread_runtime();
+    first
+        .block_on(layer.layer(recorder.clone()).oneshot(get(url)))
+        .unwrap();
+    drop(first);
+    // The next runtime starts a refresher that finds the token valid.
+    let next = paused_runtime();
+    next.block_on(async {
+        layer
+            .layer(recorder.clone())
+            .oneshot(get(url))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(recorder.headers(), ["Bearer tok-0", "Bearer tok-0"]);
 }
