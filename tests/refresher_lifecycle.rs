@@ -131,15 +131,13 @@ fn a_cached_token_outlives_the_runtime_that_fetched_it_and_the_refresher_comes_b
 #[test]
 fn a_refresher_left_on_an_idle_runtime_is_taken_over_by_a_live_one() {
     let (_sinch_runtime, sinch) = sinch_on_its_own_runtime();
-    // The token client's pooled connection was made on the idle runtime too:
-    // a fetch through it hangs until the fetch timeout, the next one connects
-    // afresh from the live runtime.
-    let layer = oauth2_layer(
-        &sinch,
-        RefreshConfig::default()
-            .wait_timeout(Duration::from_secs(5))
-            .fetch_timeout(Duration::from_secs(1)),
-    );
+    // Every default: the default token client, whose keep-alive connection
+    // to the token endpoint was opened on the runtime that goes idle.
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .build()
+        .unwrap();
     // The first request's runtime stays alive but is never driven again.
     let idle = current_thread_runtime();
     assert_eq!(call_on(&idle, &layer, &sinch), StatusCode::OK);
@@ -147,8 +145,20 @@ fn a_refresher_left_on_an_idle_runtime_is_taken_over_by_a_live_one() {
     assert_eq!(call_on(&live, &layer, &sinch), StatusCode::OK);
     assert_eq!(sinch.token_requests(), 1);
     sinch.expire_tokens();
-    assert_eq!(call_on(&live, &layer, &sinch), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let status = live.block_on(async {
+        let service = layer.layer(sinch.client());
+        tokio::time::timeout(Duration::from_secs(30), service.oneshot(numbers(&sinch))).await
+    });
+    let took = started.elapsed();
+    assert_eq!(
+        status.expect("no answer in 30 s").unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(sinch.token_requests(), 2);
+    // The take-over (a quarter second) and the forced-refetch interval
+    // (1 s): nothing near the 10 s fetch timeout.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
     drop(idle);
 }
 
@@ -685,4 +695,258 @@ fn a_refresher_spawned_on_a_runtime_dropped_before_it_ran_is_replaced() {
         Some("Bearer tok-key-2"),
         "{headers:?}"
     );
+}
+
+fn application() -> sinch_auth::ApplicationCredentials {
+    sinch_auth::ApplicationCredentials::new("app-r", "YXBwLXNlY3JldC1y").unwrap()
+}
+
+/// A wall clock at a whole second that follows tokio's clock on whichever
+/// runtime reads it (made outside any runtime).
+fn whole_second_clock() -> TokioClock {
+    TokioClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+}
+
+#[test]
+fn a_self_signed_jwt_refused_as_expired_after_a_take_over_is_replaced_by_another_jwt_at_once() {
+    // The refresher that minted the JWT sits on a runtime nobody drives; a
+    // request on another runtime gets `401 expired` for it, waits, and the
+    // refresher it starts in its place must neither refetch at once (within
+    // the forced-refetch interval) nor hand back the same bytes.
+    let clock = whole_second_clock();
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(application()))
+        .scheme(Scheme::SelfSignedJwt)
+        .clock(clock)
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://calling.api.sinch.com/calling/v1/callouts";
+    let idle = current_thread_runtime();
+    let first = idle.block_on(layer.layer(api.clone()).oneshot(get(url)));
+    assert_eq!(first.unwrap().status(), StatusCode::OK);
+    let minted = api.seen.lock().unwrap()[0].clone();
+    api.refused.lock().unwrap().push(minted.clone());
+
+    let live = paused_runtime();
+    let (status, took) = live.block_on(async {
+        let started = tokio::time::Instant::now();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            layer.layer(api.clone()).oneshot(get(url)),
+        )
+        .await
+        .expect("no answer within 10 s");
+        (answer.unwrap().status(), started.elapsed())
+    });
+    assert_eq!(status, StatusCode::OK);
+    let seen = api.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[1], minted);
+    assert_ne!(seen[2], minted, "the resend carried the refused JWT");
+    // A quarter second to notice the idle refresher, the rest of the 1 s
+    // forced-refetch interval: nothing near the 20 s wait timeout.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    drop(idle);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_self_signed_jwt_refetched_within_its_second_is_a_new_jwt() {
+    // No forced-refetch interval: the refetch after `401 expired` comes in
+    // the very second the refused JWT was minted, whose bytes depend only
+    // on that second. The minter waits for the next one.
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(application()))
+        .scheme(Scheme::SelfSignedJwt)
+        .clock(TokioClock::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        ))
+        .refresh(RefreshConfig::default().min_forced_interval(Duration::ZERO))
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://calling.api.sinch.com/calling/v1/callouts";
+    let service = layer.layer(api.clone());
+    let cold = tokio::time::Instant::now();
+    service.clone().oneshot(get(url)).await.unwrap();
+    assert_eq!(
+        cold.elapsed(),
+        Duration::ZERO,
+        "the first JWT is minted at once"
+    );
+    let minted = api.seen.lock().unwrap()[0].clone();
+    api.refused.lock().unwrap().push(minted.clone());
+
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), service.oneshot(get(url)))
+        .await
+        .expect("no answer within 10 s");
+    assert_eq!(answer.unwrap().status(), StatusCode::OK);
+    let seen = api.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_ne!(seen[2], minted, "the resend carried the refused JWT");
+    let took = started.elapsed();
+    assert!(took <= Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refetch_that_returns_the_refused_token_again_is_sent_not_waited_for() {
+    // A token endpoint may answer with the token it issued before. After a
+    // `401 expired`, that answer is the new token: the waiting request
+    // resends with it (and its second 401 goes to the caller) at once
+    // instead of waiting out the wait timeout for other bytes.
+    let fetches = Arc::new(AtomicU32::new(0));
+    let source = source_fn({
+        let fetches = fetches.clone();
+        move |_| {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            async { Ok(Token::new("same-token", Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let service = layer.layer(api.clone());
+    service.clone().oneshot(get(url)).await.unwrap();
+    api.refused.lock().unwrap().push("Bearer same-token".into());
+
+    let started = tokio::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(10), service.oneshot(get(url)))
+        .await
+        .expect("no answer within 10 s");
+    assert_eq!(answer.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert_eq!(api.seen.lock().unwrap().len(), 3);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn a_refresher_taking_over_keeps_the_forced_refetch_interval_of_the_one_it_replaces() {
+    // The refresher that fetched the token sits on a runtime nobody drives
+    // when the token is refused as expired; the one that takes over must
+    // not refetch sooner than 1 s (`min_forced_interval`) after that fetch.
+    let fetched_at = Arc::new(Mutex::new(Vec::new()));
+    let source = source_fn({
+        let fetched_at = fetched_at.clone();
+        move |_| {
+            let mut fetched_at = fetched_at.lock().unwrap();
+            fetched_at.push(tokio::time::Instant::now());
+            let n = fetched_at.len();
+            async move { Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600))) }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let idle = current_thread_runtime();
+    let first = idle.block_on(layer.layer(api.clone()).oneshot(get(url)));
+    assert_eq!(first.unwrap().status(), StatusCode::OK);
+    api.refused.lock().unwrap().push("Bearer tok-1".into());
+
+    let live = paused_runtime();
+    let answer = live.block_on(async {
+        let request = layer.layer(api.clone()).oneshot(get(url));
+        tokio::time::timeout(Duration::from_secs(10), request).await
+    });
+    assert_eq!(answer.unwrap().unwrap().status(), StatusCode::OK);
+    let fetched_at = fetched_at.lock().unwrap().clone();
+    assert_eq!(fetched_at.len(), 2);
+    let gap = fetched_at[1] - fetched_at[0];
+    assert!(
+        gap >= Duration::from_secs(1),
+        "refetched {gap:?} after the last fetch"
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_refresher_taking_over_keeps_the_retry_after_of_the_one_it_replaces() {
+    // The endpoint said "retry after 30 s" to the refresher on a runtime that
+    // then goes idle; the one that takes over must not ask sooner.
+    let fetched_at = Arc::new(Mutex::new(Vec::new()));
+    let source = source_fn({
+        let fetched_at = fetched_at.clone();
+        move |_| {
+            let mut fetched_at = fetched_at.lock().unwrap();
+            fetched_at.push(tokio::time::Instant::now());
+            let first = fetched_at.len() == 1;
+            async move {
+                if first {
+                    Err(FetchError::Endpoint {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        error: None,
+                        description: None,
+                        retry_after: Some(Duration::from_secs(30)),
+                    })
+                } else {
+                    Ok(Token::new("tok", Duration::from_secs(3600)))
+                }
+            }
+        }
+    });
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .refresh(RefreshConfig::default().wait_timeout(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let api = RefusingApi::default();
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let idle = current_thread_runtime();
+    idle.block_on(async {
+        let request = layer.layer(api.clone()).oneshot(get(url));
+        let gave_up = tokio::time::timeout(Duration::from_millis(100), request).await;
+        assert!(gave_up.is_err(), "no token was to be had");
+    });
+
+    let live = paused_runtime();
+    let answer = live.block_on(async {
+        let request = layer.layer(api.clone()).oneshot(get(url));
+        tokio::time::timeout(Duration::from_secs(60), request).await
+    });
+    assert_eq!(answer.unwrap().unwrap().status(), StatusCode::OK);
+    let fetched_at = fetched_at.lock().unwrap().clone();
+    assert_eq!(fetched_at.len(), 2);
+    let gap = fetched_at[1] - fetched_at[0];
+    assert!(
+        gap >= Duration::from_secs(30),
+        "asked again {gap:?} after a Retry-After of 30 s"
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_refresher_restarted_with_a_valid_token_waits_for_its_refresh_point() {
+    let (fetches, source) = numbered_tokens(Duration::from_secs(3600));
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let recorder = Recorder::new(sinch_auth::clock::SystemClock);
+    let url = "https://numbers.api.sinch.com/v1/projects/p/activeNumbers";
+    let first = current_thread_runtime();
+    first
+        .block_on(layer.layer(recorder.clone()).oneshot(get(url)))
+        .unwrap();
+    drop(first);
+    // The next runtime starts a refresher that finds the token valid.
+    let next = paused_runtime();
+    next.block_on(async {
+        layer
+            .layer(recorder.clone())
+            .oneshot(get(url))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(recorder.headers(), ["Bearer tok-0", "Bearer tok-0"]);
 }

@@ -1,7 +1,8 @@
 //! Token fetches through the HTTP stack users run: the default client's
 //! proxy support (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`,
-//! read through an explicit lookup, never the test process's environment),
-//! and a reqwest client as the token client.
+//! read through an explicit lookup, never the test process's environment;
+//! loopback and plain http never through a proxy), and a reqwest client as
+//! the token client.
 //!
 //! The proxy is a real one on loopback, started by each test: it answers
 //! `CONNECT` by opening a tunnel (to loopback targets only) and forwards
@@ -9,6 +10,7 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -48,6 +50,8 @@ struct Seen {
 struct Proxy {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Connections accepted, whatever came through them.
+    connections: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -55,16 +59,27 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
         let record = Arc::clone(&seen);
+        let count = Arc::clone(&connections);
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
+                count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(serve(client, Arc::clone(&record)));
             }
         });
-        Self { addr, seen }
+        Self {
+            addr,
+            seen,
+            connections,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     fn url(&self) -> String {
@@ -173,9 +188,14 @@ fn key() -> AccessKey {
 /// One API request through the layer (the API client itself goes direct);
 /// the layer's only token fetch goes through `token_client`.
 async fn fetch_through(token_client: TokenHttpClient, sinch: &SinchStandIn) -> u16 {
+    fetch_from(&sinch.url(), token_client, sinch).await
+}
+
+/// [`fetch_through`] with the token host spelt `auth_host`.
+async fn fetch_from(auth_host: &str, token_client: TokenHttpClient, sinch: &SinchStandIn) -> u16 {
     let layer = SinchAuthLayer::builder(StaticCredentials::new(key()))
         .scheme(Scheme::OAuth2)
-        .auth_host(&sinch.url())
+        .auth_host(auth_host)
         .token_client(token_client)
         .build()
         .unwrap();
@@ -205,68 +225,113 @@ fn hyper_client(vars: &[(&str, &str)]) -> TokenHttpClient {
 }
 
 #[tokio::test]
-async fn http_proxy_carries_the_token_fetch_through_a_connect_tunnel() {
+async fn a_loopback_token_url_never_goes_through_a_proxy() {
     let _listening = listening();
-    let (sinch, proxy) = (stand_in().await, Proxy::start().await);
-    let client = hyper_client(&[("HTTP_PROXY", &proxy.url())]);
-
-    assert_eq!(fetch_through(client, &sinch).await, 200);
-    assert_eq!(sinch.token_requests(), 1);
-    let seen = proxy.seen();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].method, "CONNECT");
-    assert_eq!(seen[0].target, sinch.addr().to_string());
-    assert_eq!(seen[0].proxy_authorization, None);
+    // Through a proxy, "loopback" would be the proxy's host, and the token
+    // request's `Authorization: Basic` would cross it in clear.
+    for (bind, host) in [
+        ("127.0.0.1:0", "127.0.0.1"),
+        ("127.0.0.1:0", "localhost"),
+        ("[::1]:0", "[::1]"),
+    ] {
+        let sinch = SinchStandIn::builder()
+            .access_key(&key())
+            .bind(bind.parse().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let proxy = Proxy::start().await;
+        let client = hyper_client(&[
+            ("HTTP_PROXY", &proxy.url()),
+            ("HTTPS_PROXY", &proxy.url()),
+            ("ALL_PROXY", &proxy.url()),
+            ("NO_PROXY", "example.com"),
+        ]);
+        let auth_host = format!("http://{host}:{}", sinch.addr().port());
+        assert_eq!(fetch_from(&auth_host, client, &sinch).await, 200, "{host}");
+        assert_eq!(sinch.token_requests(), 1, "{host}");
+        assert_eq!(proxy.connections(), 0, "{host}: {:?}", proxy.seen());
+    }
 }
 
 #[tokio::test]
-async fn every_proxy_variable_name_is_read() {
+async fn a_plain_http_token_url_off_loopback_is_refused_before_anything_is_sent() {
     let _listening = listening();
-    for name in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-        let (sinch, proxy) = (stand_in().await, Proxy::start().await);
+    let proxy = Proxy::start().await;
+    let through_proxy = hyper_client(&[("HTTP_PROXY", &proxy.url()), ("ALL_PROXY", &proxy.url())]);
+    let direct = TokenHttpClient::hyper_builder().direct().build().unwrap();
+    for client in [through_proxy, direct] {
+        // base64("key-1:key-secret-1")
+        let request = http::Request::post("http://token.example.invalid/oauth2/token")
+            .header(
+                http::header::AUTHORIZATION,
+                "Basic a2V5LTE6a2V5LXNlY3JldC0x",
+            )
+            .body(Full::new(Bytes::from_static(
+                b"grant_type=client_credentials",
+            )))
+            .unwrap();
+        let error = client.oneshot(request).await.unwrap_err();
+        assert!(
+            matches!(
+                error.downcast_ref::<ConfigError>(),
+                Some(ConfigError::InvalidUrl {
+                    field: "token URL",
+                    ..
+                })
+            ),
+            "{error:?}"
+        );
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("a2V5LTE6"), "{text}");
+        assert!(!text.contains("key-secret-1"), "{text}");
+    }
+    assert_eq!(proxy.connections(), 0, "{:?}", proxy.seen());
+}
+
+#[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
+#[tokio::test]
+async fn every_proxy_variable_for_https_is_read() {
+    let _listening = listening();
+    for name in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+        let proxy = Proxy::start().await;
         let client = hyper_client(&[(name, &proxy.url())]);
-        assert_eq!(fetch_through(client, &sinch).await, 200, "{name}");
-        assert_eq!(proxy.seen().len(), 1, "{name}");
+        // The proxy opens the tunnel and never dials the host.
+        let request = http::Request::post("https://token.example.invalid/oauth2/token")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert!(client.oneshot(request).await.is_err(), "{name}");
+        let seen = proxy.seen();
+        assert_eq!(seen.len(), 1, "{name}: {seen:?}");
+        assert_eq!(seen[0].method, "CONNECT", "{name}");
+        assert_eq!(seen[0].target, "token.example.invalid:443", "{name}");
     }
 }
 
-#[tokio::test]
-async fn loopback_is_proxied_unless_no_proxy_lists_it() {
+#[test]
+fn under_cgi_upper_case_http_proxy_is_not_read() {
     let _listening = listening();
-    for no_proxy in ["127.0.0.1", "localhost,127.0.0.0/8", "*"] {
-        let (sinch, proxy) = (stand_in().await, Proxy::start().await);
-        let client = hyper_client(&[("HTTP_PROXY", &proxy.url()), ("no_proxy", no_proxy)]);
-        assert_eq!(fetch_through(client, &sinch).await, 200, "{no_proxy}");
-        assert_eq!(sinch.token_requests(), 1, "{no_proxy}");
-        assert_eq!(proxy.seen(), [], "NO_PROXY={no_proxy}");
-    }
-    // A list that does not name the host leaves it proxied.
-    let (sinch, proxy) = (stand_in().await, Proxy::start().await);
-    let client = hyper_client(&[
-        ("HTTP_PROXY", &proxy.url()),
-        ("NO_PROXY", "localhost,10.0.0.0/8"),
-    ]);
-    assert_eq!(fetch_through(client, &sinch).await, 200);
-    assert_eq!(proxy.seen().len(), 1);
-}
-
-#[tokio::test]
-async fn https_proxy_is_not_used_for_http_destinations() {
-    let _listening = listening();
-    let (sinch, proxy) = (stand_in().await, Proxy::start().await);
-    let client = hyper_client(&[("HTTPS_PROXY", &proxy.url())]);
-    assert_eq!(fetch_through(client, &sinch).await, 200);
-    assert_eq!(proxy.seen(), []);
-}
-
-#[tokio::test]
-async fn under_cgi_upper_case_http_proxy_is_ignored() {
-    let _listening = listening();
-    // httpoxy: a CGI program's HTTP_PROXY comes from the client's `Proxy:` header.
-    let (sinch, proxy) = (stand_in().await, Proxy::start().await);
-    let client = hyper_client(&[("REQUEST_METHOD", "POST"), ("HTTP_PROXY", &proxy.url())]);
-    assert_eq!(fetch_through(client, &sinch).await, 200);
-    assert_eq!(proxy.seen(), []);
+    // httpoxy: a CGI program's HTTP_PROXY comes from the client's `Proxy:`
+    // header. A malformed one is an error only when it is read.
+    let malformed = ("HTTP_PROXY", "ftp://user:hunter2@127.0.0.1:21");
+    let error = TokenHttpClient::hyper_builder()
+        .proxy_from_lookup(env(&[malformed]))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::InvalidEnvVar {
+                name: "HTTP_PROXY",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let under_cgi = TokenHttpClient::hyper_builder()
+        .proxy_from_lookup(env(&[("REQUEST_METHOD", "POST"), malformed]))
+        .build();
+    assert!(under_cgi.is_ok());
 }
 
 #[cfg(any(feature = "rustls-ring", feature = "rustls-aws-lc"))]
@@ -391,12 +456,15 @@ async fn direct_ignores_the_proxy_variables() {
     let _listening = listening();
     let (sinch, proxy) = (stand_in().await, Proxy::start().await);
     let client = TokenHttpClient::hyper_builder()
-        .proxy_from_lookup(env(&[("HTTP_PROXY", &proxy.url())]))
+        .proxy_from_lookup(env(&[
+            ("HTTP_PROXY", &proxy.url()),
+            ("HTTPS_PROXY", "socks5://127.0.0.1:1080"),
+        ]))
         .direct()
         .build()
         .unwrap();
     assert_eq!(fetch_through(client, &sinch).await, 200);
-    assert_eq!(proxy.seen(), []);
+    assert_eq!(proxy.connections(), 0);
 }
 
 #[cfg(feature = "reqwest")]

@@ -17,7 +17,10 @@
 //! runtime shuts down, the next request starts another on its own runtime
 //! (the token is the state, so nothing is lost); if that runtime sits idle, a
 //! waiting request notices the refresher no longer answers and starts one on
-//! its runtime in its place.
+//! its runtime in its place. What a refresher knows beyond the token (its
+//! last success, failures in a row, the endpoint's `Retry-After`) lives in
+//! the cache too, so the one that takes over keeps the same pace: it never
+//! refetches sooner than the one it replaces would have.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -231,6 +234,9 @@ pub(crate) enum TokenSlot {
 pub(crate) struct Current {
     pub(crate) header: HeaderValue,
     pub(crate) credentials: CredentialsId,
+    /// Which fetch of its cache it came from: the token's identity, kept
+    /// when it is [`renewed`](Self::renewed).
+    fetch: u64,
     obtained: Instant,
     refresh_at: Instant,
     /// It stops being used here (its stated expiry less the skew).
@@ -248,6 +254,7 @@ impl Current {
         Self {
             header: self.header.clone(),
             credentials: self.credentials,
+            fetch: self.fetch,
             obtained: self.obtained,
             refresh_at: self.refresh_at,
             dead_at: self.dead_at,
@@ -257,10 +264,12 @@ impl Current {
         }
     }
 
-    /// Whether two entries carry the same token (one may be the other
-    /// renewed: see [`Running`]).
+    /// Whether two entries are the same token: the same fetch of the same
+    /// cache (one may be the other renewed: see [`Running`]). Not the same
+    /// bytes: a source may hand out a token equal to one refused, and a
+    /// request waiting for "another token" must not wait for ever then.
     fn is(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other) || self.header == other.header
+        self.fetch == other.fetch && Weak::ptr_eq(&self.cache, &other.cache)
     }
 
     /// The cache this token came from, if it still exists.
@@ -332,6 +341,32 @@ impl Bucket {
     }
 }
 
+/// What a refresher knows besides the token, kept in the cache so that a
+/// refresher taking over (see [`Shared::start`]) picks it up.
+#[derive(Default)]
+struct Pace {
+    /// The token last obtained, even if it was cleared since (a 401
+    /// `expired`, its expiry): when it came, and what a refetch must outlive.
+    last: Option<Arc<Current>>,
+    /// Failed fetches in a row.
+    failures: u32,
+    /// No attempt before this: the endpoint's `Retry-After`.
+    not_before: Option<Instant>,
+}
+
+impl Pace {
+    /// The earliest a fetch that no refresh-ahead schedules may start: never
+    /// before the endpoint's `Retry-After`, nor within the forced-refetch
+    /// interval after the last success.
+    fn earliest(&self, now: Instant, config: &RefreshConfig) -> Instant {
+        let forced = self
+            .last
+            .as_ref()
+            .map_or(now, |t| later(t.obtained, config.min_forced_interval));
+        now.max(forced).max(self.not_before.unwrap_or(now))
+    }
+}
+
 #[derive(Clone, Default)]
 struct Status {
     last_error: Option<(Arc<FetchError>, CredentialsId)>,
@@ -360,6 +395,10 @@ pub(crate) struct Shared {
     waiting: AtomicUsize,
     /// Commands the refresher handled: its pulse.
     beats: AtomicU64,
+    /// Fetches published, for each token's identity.
+    fetches: AtomicU64,
+    /// Shared by every refresher this cache has had.
+    pace: Mutex<Pace>,
     /// A refresher task exists on a runtime that has not shut down.
     alive: AtomicBool,
     /// The refresher that counts; older ones stop when they see it changed.
@@ -434,6 +473,8 @@ impl TokenCache {
                 rotation_requested: AtomicU64::new(0),
                 waiting: AtomicUsize::new(0),
                 beats: AtomicU64::new(0),
+                fetches: AtomicU64::new(0),
+                pace: Mutex::new(Pace::default()),
                 alive: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
                 driver: Mutex::new(Driver {
@@ -559,8 +600,9 @@ impl Shared {
         let started = Instant::now();
         let deadline = later(started, self.config.wait_timeout);
         let mut status = self.status.subscribe();
-        self.send(Command::Wake);
-        let mut pulse = self.beats.load(Ordering::Acquire);
+        // The pulse is read before the ping: a refresher that answers at once
+        // moves it past what was read, and counts as alive.
+        let mut pulse = self.ping();
         let mut check = later(started, STALL_CHECK);
         loop {
             let wanted = self.provider.current_id();
@@ -597,16 +639,27 @@ impl Shared {
                     });
                 }
                 Err(_) => {
-                    let beats = self.beats.load(Ordering::Acquire);
-                    if beats == pulse {
+                    if !self.answered_since(pulse) {
                         self.start(true)?;
                     }
-                    pulse = self.beats.load(Ordering::Acquire);
-                    self.send(Command::Wake);
+                    pulse = self.ping();
                     check = later(Instant::now(), STALL_CHECK);
                 }
             }
         }
+    }
+
+    /// Asks the refresher to show it is alive; returns its pulse as it was
+    /// before the ask, for [`answered_since`](Self::answered_since).
+    fn ping(&self) -> u64 {
+        let pulse = self.beats.load(Ordering::Acquire);
+        self.send(Command::Wake);
+        pulse
+    }
+
+    /// Whether the refresher handled a command since `pulse` was read.
+    fn answered_since(&self, pulse: u64) -> bool {
+        self.beats.load(Ordering::Acquire) != pulse
     }
 
     /// Clears the token a request used, if it is still the current one, and
@@ -669,6 +722,7 @@ impl Shared {
         let current = Arc::new(Current {
             header: scheme::warm(header),
             credentials,
+            fetch: self.fetches.fetch_add(1, Ordering::AcqRel),
             obtained: now,
             refresh_at: later(now, refresh_after),
             dead_at: later(now, usable_for),
@@ -676,6 +730,12 @@ impl Shared {
             lifetime,
             cache: Arc::downgrade(self),
         });
+        {
+            let mut pace = lock(&self.pace);
+            pace.last = Some(current.clone());
+            pace.failures = 0;
+            pace.not_before = None;
+        }
         self.current.store(Some(current.clone()));
         self.status.send_modify(|s| {
             s.last_error = None;
@@ -766,16 +826,14 @@ async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
         receiver.mark_unchanged();
     }
     let superseded = || shared.generation.load(Ordering::Acquire) != generation;
-    // Picks up where an earlier refresher left off: the token is the state.
-    let mut held = shared.current.load_full();
-    let mut next_fetch = match &held {
+    // Picks up where an earlier refresher left off: the token and the pace
+    // are the state. A token cleared by a 401 `expired` that the last
+    // refresher never got to refetch is refetched no sooner than it would have.
+    let mut next_fetch = match shared.current.load_full() {
         Some(token) if token.credentials == shared.provider.current_id() => token.refresh_at,
-        _ => Instant::now(),
+        Some(_) => Instant::now(),
+        None => lock(&shared.pace).earliest(Instant::now(), &config),
     };
-    let mut last_success = held.as_ref().map(|t| t.obtained);
-    let mut failures: u32 = 0;
-    // No attempt before this: the endpoint's `Retry-After`.
-    let mut not_before: Option<Instant> = None;
 
     loop {
         if superseded() {
@@ -789,18 +847,15 @@ async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
                 match command {
                     None => break,
                     Some(Command::Refresh) => {
-                        let earliest = last_success.map_or(now, |t| later(t, config.min_forced_interval).max(now));
-                        next_fetch = next_fetch.min(earliest.max(not_before.unwrap_or(now)));
+                        next_fetch = next_fetch.min(lock(&shared.pace).earliest(now, &config));
                     }
                     Some(Command::Rotated) => next_fetch = now,
                     Some(Command::Wake) => {
                         if shared.current.load().is_none() {
                             // Sooner, but never before the endpoint's `Retry-After`
                             // nor within the forced-refetch interval of a 401.
-                            let forced = last_success.map_or(now, |t| later(t, config.min_forced_interval));
                             let soon = later(now, waiting_delay(&config))
-                                .max(not_before.unwrap_or(now))
-                                .max(forced);
+                                .max(lock(&shared.pace).earliest(now, &config));
                             next_fetch = next_fetch.min(soon);
                         }
                     }
@@ -819,12 +874,17 @@ async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
                 }
                 let credentials = shared.provider.credentials();
                 let started = Instant::now();
-                tracing::debug!(target: "sinch_auth", source = name, attempt = failures + 1, "fetching token");
-                let attempt = observe::FetchAttempt::start(name, failures + 1);
-                let must_outlive = held
-                    .as_ref()
-                    .filter(|t| t.credentials == credentials.id())
-                    .map(|t| t.must_outlive(started));
+                let (number, must_outlive) = {
+                    let pace = lock(&shared.pace);
+                    let must_outlive = pace
+                        .last
+                        .as_ref()
+                        .filter(|t| t.credentials == credentials.id())
+                        .map(|t| t.must_outlive(started));
+                    (pace.failures.saturating_add(1), must_outlive)
+                };
+                tracing::debug!(target: "sinch_auth", source = name, attempt = number, "fetching token");
+                let attempt = observe::FetchAttempt::start(name, number);
                 let request = FetchRequest::new(credentials.clone(), must_outlive);
                 let fetch = tokio::time::timeout(config.fetch_timeout, attempt.instrument(shared.source.fetch(request)));
                 tokio::pin!(fetch);
@@ -846,9 +906,6 @@ async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
                 let now = Instant::now();
                 match outcome.and_then(|token| shared.publish(&token, credentials.id(), now)) {
                     Ok(token) => {
-                        failures = 0;
-                        not_before = None;
-                        last_success = Some(now);
                         next_fetch = token.refresh_at;
                         attempt.succeeded(token.dead_at.saturating_duration_since(now));
                         tracing::info!(
@@ -859,10 +916,13 @@ async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
                             refresh_in_s = token.refresh_at.saturating_duration_since(now).as_secs(),
                             "token obtained"
                         );
-                        held = Some(token);
                     }
                     Err(error) => {
-                        failures = failures.saturating_add(1);
+                        let failures = {
+                            let mut pace = lock(&shared.pace);
+                            pace.failures = pace.failures.saturating_add(1);
+                            pace.failures
+                        };
                         let retry_after = match &error {
                             FetchError::Endpoint { retry_after, .. } => *retry_after,
                             _ => None,
@@ -881,7 +941,7 @@ async fn run(running: Running, mut commands: mpsc::UnboundedReceiver<Command>) {
                             }
                         }
                         next_fetch = later(now, delay);
-                        not_before = retry_after.map(|_| next_fetch);
+                        lock(&shared.pace).not_before = retry_after.map(|_| next_fetch);
                         attempt.failed(&error, delay, dead_at(&shared));
                         if matches!(error.status(), Some(s) if s == http::StatusCode::UNAUTHORIZED) {
                             // The endpoint refused the key itself: a rotation the
@@ -1009,6 +1069,54 @@ mod tests {
                 .is_some_and(|c| Arc::ptr_eq(c, &second))
         );
         assert_eq!(counter.load(Ordering::SeqCst), 2);
+    }
+
+    fn slow_cache(fetch_takes: Duration) -> (TokenCache, Arc<AtomicU64>) {
+        let provider: Arc<dyn CredentialProvider> = Arc::new(crate::StaticCredentials::new(
+            crate::BearerToken::new("x").unwrap(),
+        ));
+        let fetches = Arc::new(AtomicU64::new(0));
+        let counter = fetches.clone();
+        let source = super::super::source_fn(move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(fetch_takes).await;
+                Ok(Token::new(format!("tok-{n}"), Duration::from_secs(3600)))
+            }
+        });
+        let cache = TokenCache::new(
+            Arc::new(source),
+            provider,
+            Arc::new(crate::clock::SystemClock),
+            RefreshConfig::default(),
+        );
+        (cache, fetches)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_counts_as_answered_whenever_the_refresher_handles_it() {
+        let (cache, _) = slow_cache(Duration::ZERO);
+        // No refresher yet: nobody answers.
+        let pulse = cache.ping();
+        assert!(!cache.answered_since(pulse));
+        // The pulse is the one from before the ask: an answer that comes at
+        // once, before the asker reads anything, still moves it.
+        let pulse = cache.ping();
+        cache.beats.fetch_add(1, Ordering::AcqRel);
+        assert!(cache.answered_since(pulse));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresher_in_a_slow_fetch_answers_and_is_not_replaced() {
+        let (cache, fetches) = slow_cache(Duration::from_secs(5));
+        let token = tokio::time::timeout(Duration::from_secs(10), cache.handle.0.wait(None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.header, "Bearer tok-0");
+        // Twenty stall checks came and went during the fetch: one refresher.
+        assert_eq!(cache.generation.load(Ordering::SeqCst), 1);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -1,7 +1,9 @@
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -9,9 +11,11 @@ use http::{Request, Response, Uri};
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::{Builder as ClientBuilder, Client};
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::util::BoxCloneSyncService;
@@ -28,10 +32,25 @@ pub type TokenHttpResponse = Response<UnsyncBoxBody<Bytes, BoxError>>;
 ///
 /// The default, [`TokenHttpClient::hyper`], is hyper-util's client over rustls
 /// (feature `rustls`, on by default) with the webpki root certificates, going
-/// through the proxy the environment names; it also speaks plain http, which
-/// the crate allows only to loopback hosts. [`TokenHttpClient::hyper_builder`]
-/// takes your own `rustls::ClientConfig` or proxy settings, and
-/// `TokenHttpClient::from_reqwest` (feature `reqwest`) your reqwest client.
+/// through the proxy the environment names for `https` destinations; it also
+/// speaks plain http, to loopback hosts only and always directly.
+/// [`TokenHttpClient::hyper_builder`] takes your own `rustls::ClientConfig`
+/// or proxy settings, and `TokenHttpClient::from_reqwest` (feature
+/// `reqwest`) your reqwest client.
+///
+/// # Runtimes
+///
+/// The token refresher runs on the tokio runtime of the request that started
+/// it, and moves to another runtime when that one shuts down or sits idle
+/// (see [`RefreshConfig`](crate::token::RefreshConfig)). A pooled keep-alive
+/// connection is a task on the runtime that opened it, and only that runtime
+/// drives it. The default client keeps one pool per runtime, so a fetch never
+/// goes through a connection an idle runtime holds. A client of your own
+/// ([`TokenHttpClient::new`], `from_reqwest`) keeps whatever pool it has: if
+/// your program leaves runtimes idle while the layer lives on, a fetch made
+/// from another runtime through a connection the idle one opened waits until
+/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout). Give such a
+/// client no idle pool (`pool_max_idle_per_host(0)`) or use the default.
 ///
 /// ```
 /// use http_body_util::Full;
@@ -69,9 +88,11 @@ impl TokenHttpClient {
     /// hyper-util's pooled client, as [`TokenHttpClient::hyper_builder`]
     /// makes it by default: https through rustls with this crate's explicit
     /// crypto provider and the webpki roots (features `rustls-ring`, on by
-    /// default, or `rustls-aws-lc`; see `sinch_auth::tls`), plain http, and the
-    /// proxy named by `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY`, read
-    /// now from the process environment (see [`HyperClientBuilder`]).
+    /// default, or `rustls-aws-lc`; see `sinch_auth::tls`), plain http to
+    /// loopback only, and the proxy named by `HTTPS_PROXY`/`ALL_PROXY`/
+    /// `NO_PROXY`, read now from the process environment (see
+    /// [`HyperClientBuilder`]). One pool per tokio runtime (see
+    /// [Runtimes](TokenHttpClient#runtimes)).
     ///
     /// Never panics: when a proxy variable is malformed, every fetch made
     /// through this client fails with that [`ConfigError`] (naming the
@@ -153,20 +174,22 @@ impl TokenHttpClient {
 /// | Variable (upper case first, then lower case) | Used for |
 /// |---|---|
 /// | `HTTPS_PROXY`, `https_proxy` | `https` token URLs |
-/// | `HTTP_PROXY`, `http_proxy` | `http` token URLs (loopback only; `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set, as under CGI) |
-/// | `ALL_PROXY`, `all_proxy` | either, when the variable above is unset |
+/// | `HTTP_PROXY`, `http_proxy` | nothing: checked like the others, but plain `http` never goes through a proxy (`HTTP_PROXY` is not even read when `REQUEST_METHOD` is set, as under CGI) |
+/// | `ALL_PROXY`, `all_proxy` | `https` token URLs, when the variables above are unset |
 /// | `NO_PROXY`, `no_proxy` | comma-separated hosts, domains (`.example.com` or `example.com`, subdomains included), IPs, CIDR ranges, or `*`, reached directly |
 ///
 /// A proxy is an `http://[user:password@]host:port` URL (the scheme may be
-/// left out); the connection to the destination is a `CONNECT` tunnel
-/// through it, for `http` and `https` destinations alike, so TLS runs end to
-/// end and the proxy sees only the host and port. `https://` and SOCKS proxy
+/// left out); the connection to an `https` destination is a `CONNECT`
+/// tunnel through it, so TLS runs end to end: the proxy sees the host and
+/// port in the `CONNECT` line, then only TLS. `https://` and SOCKS proxy
 /// URLs are refused with a [`ConfigError`].
 ///
-/// Loopback destinations are not exempt by default, as with curl and
-/// reqwest: a program using the test kit's `SinchStandIn` on a machine
-/// with a proxy configured needs `localhost,127.0.0.1,::1` in `NO_PROXY` (or
-/// [`HyperClientBuilder::direct`]).
+/// Credentials never cross a proxy in clear. Loopback destinations
+/// (`localhost`, `127.0.0.0/8`, `::1`) are always reached directly, whatever
+/// the variables say: through a proxy, "loopback" would be the proxy's host,
+/// not this one. A plain `http` URL to any other host is refused with
+/// [`ConfigError::InvalidUrl`] before anything is sent, proxy or not (the
+/// crate's token URLs are `https` or loopback anyway).
 ///
 /// ```
 /// use std::ffi::OsString;
@@ -229,7 +252,6 @@ impl HyperClientBuilder {
     /// [`ConfigError::InvalidEnvVar`] naming a proxy variable that is not
     /// UTF-8, not a URL, or not an `http://` proxy.
     pub fn build(self) -> Result<TokenHttpClient, ConfigError> {
-        use hyper_util::client::legacy::Client;
         use hyper_util::rt::{TokioExecutor, TokioTimer};
 
         let proxies = match self.proxy {
@@ -262,12 +284,10 @@ impl HyperClientBuilder {
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(connector);
-            Ok(TokenHttpClient::new(builder.build::<_, Full<Bytes>>(https)))
+            Ok(TokenHttpClient::new(PerRuntime::new(builder, https)))
         }
         #[cfg(not(any(feature = "rustls-ring", feature = "rustls-aws-lc")))]
-        Ok(TokenHttpClient::new(
-            builder.build::<_, Full<Bytes>>(connector),
-        ))
+        Ok(TokenHttpClient::new(PerRuntime::new(builder, connector)))
     }
 }
 
@@ -352,11 +372,22 @@ fn check_proxy_url(name: &'static str, value: &str) -> Result<(), ConfigError> {
 }
 
 /// Connects directly, or through a `CONNECT` tunnel when the proxy rules
-/// intercept the destination.
+/// intercept the destination. Loopback and plain-http destinations are never
+/// tunnelled (see [`HyperClientBuilder`]'s proxy rules).
 #[derive(Clone)]
 struct ProxyConnector {
     http: HttpConnector,
     proxies: Option<Arc<Matcher>>,
+}
+
+impl ProxyConnector {
+    /// The proxy `destination` is reached through, if any.
+    fn proxy_for(&self, destination: &Uri) -> Option<Intercept> {
+        if never_proxied(destination) {
+            return None;
+        }
+        self.proxies.as_deref()?.intercept(destination)
+    }
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, BoxError>> + Send>>;
@@ -371,11 +402,7 @@ impl Service<Uri> for ProxyConnector {
     }
 
     fn call(&mut self, destination: Uri) -> Self::Future {
-        match self
-            .proxies
-            .as_deref()
-            .and_then(|m| m.intercept(&destination))
-        {
+        match self.proxy_for(&destination) {
             Some(proxy) => {
                 tracing::debug!(target: "sinch_auth", proxy = %proxy.uri(), "token fetch through a CONNECT tunnel");
                 let mut tunnel = Tunnel::new(proxy.uri().clone(), self.http.clone());
@@ -389,6 +416,153 @@ impl Service<Uri> for ProxyConnector {
                 Box::pin(async move { connecting.await.map_err(Into::into) })
             }
         }
+    }
+}
+
+/// Whether a destination must be reached directly: loopback (through a
+/// proxy it would be the proxy's own host), and plain http (it carries the
+/// token request's credentials in clear).
+fn never_proxied(destination: &Uri) -> bool {
+    !destination
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        || destination.host().is_none_or(crate::host::is_loopback)
+}
+
+/// Plain http goes to loopback only: refused before anything is sent.
+fn check_destination(destination: &Uri) -> Result<(), ConfigError> {
+    let https = destination
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    if https || destination.host().is_some_and(crate::host::is_loopback) {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidUrl {
+            field: "token URL",
+            reason: "plain http is sent only to loopback hosts, never through a proxy",
+        })
+    }
+}
+
+/// hyper-util's client, one per tokio runtime. A pooled connection is a
+/// task on the runtime that opened it; a request from another runtime that
+/// took it from a shared pool would wait for a runtime that may never run
+/// again. So each runtime gets its own client and pool, forgotten when that
+/// runtime shuts down.
+struct PerRuntime<C> {
+    inner: Arc<Pools<C>>,
+}
+
+impl<C> Clone for PerRuntime<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// A runtime's client and the serial number of its entry.
+type Entry<C> = (u64, Client<C, Full<Bytes>>);
+
+struct Pools<C> {
+    builder: ClientBuilder,
+    connector: C,
+    /// The client of each runtime, with the serial number of its entry.
+    clients: Mutex<HashMap<tokio::runtime::Id, Entry<C>>>,
+    serial: AtomicU64,
+    /// Dropped with the last clone of the client: ends the tasks that
+    /// forget each runtime's entry.
+    alive: tokio::sync::watch::Sender<()>,
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> PerRuntime<C> {
+    fn new(builder: ClientBuilder, connector: C) -> Self {
+        Self {
+            inner: Arc::new(Pools {
+                builder,
+                connector,
+                clients: Mutex::new(HashMap::new()),
+                serial: AtomicU64::new(0),
+                alive: tokio::sync::watch::channel(()).0,
+            }),
+        }
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> Pools<C> {
+    /// The client of the runtime this runs on, made on first use.
+    fn client(self: &Arc<Self>) -> Result<Client<C, Full<Bytes>>, BoxError> {
+        let runtime = tokio::runtime::Handle::try_current()?;
+        let id = runtime.id();
+        let made = {
+            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, client)) = clients.get(&id) {
+                return Ok(client.clone());
+            }
+            let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+            let client = self.builder.build(self.connector.clone());
+            clients.insert(id, (serial, client.clone()));
+            (serial, client)
+        };
+        // A task is dropped when its runtime shuts down: its guard then
+        // forgets that runtime's client. It also ends with the last clone of
+        // this client. Spawned unlocked: on a runtime already shutting down
+        // the guard drops at once, and takes the lock.
+        let forget = Forget {
+            pools: Arc::downgrade(self),
+            id,
+            serial: made.0,
+        };
+        let mut alive = self.alive.subscribe();
+        runtime.spawn(async move {
+            let _forget = forget;
+            let _ = alive.changed().await;
+        });
+        Ok(made.1)
+    }
+}
+
+/// Removes a runtime's client when dropped (see [`Pools::client`]).
+struct Forget<C> {
+    pools: Weak<Pools<C>>,
+    id: tokio::runtime::Id,
+    serial: u64,
+}
+
+impl<C> Drop for Forget<C> {
+    fn drop(&mut self) {
+        if let Some(pools) = self.pools.upgrade() {
+            let mut clients = pools.clients.lock().unwrap_or_else(|e| e.into_inner());
+            if clients
+                .get(&self.id)
+                .is_some_and(|(s, _)| *s == self.serial)
+            {
+                clients.remove(&self.id);
+            }
+        }
+    }
+}
+
+type Fetching = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+
+impl<C: Connect + Clone + Send + Sync + 'static> Service<Request<Full<Bytes>>> for PerRuntime<C> {
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = Fetching;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        let pools = self.inner.clone();
+        // The client is chosen where the request is polled: that runtime
+        // runs any connection it opens.
+        Box::pin(async move {
+            check_destination(request.uri())?;
+            let client = pools.client()?;
+            Ok(client.request(request).await?)
+        })
     }
 }
 
@@ -418,5 +592,149 @@ impl Service<Request<Full<Bytes>>> for TokenHttpClient {
 
     fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
         self.0.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(vars: &[(&str, &str)]) -> ProxyConnector {
+        let proxies = proxies(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap();
+        ProxyConnector {
+            http: HttpConnector::new(),
+            proxies,
+        }
+    }
+
+    fn proxied(connector: &ProxyConnector, url: &str) -> bool {
+        connector.proxy_for(&url.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn loopback_and_plain_http_destinations_are_never_proxied() {
+        let every = connector(&[
+            ("HTTPS_PROXY", "http://127.0.0.1:3128"),
+            ("HTTP_PROXY", "http://127.0.0.1:3128"),
+            ("ALL_PROXY", "http://127.0.0.1:3128"),
+        ]);
+        for url in [
+            "http://127.0.0.1:8080/oauth2/token",
+            "http://127.9.9.9/oauth2/token",
+            "http://localhost:8080/oauth2/token",
+            "http://LocalHost/oauth2/token",
+            "http://[::1]:8080/oauth2/token",
+            "https://127.0.0.1/oauth2/token",
+            "https://localhost/oauth2/token",
+            "https://[::1]/oauth2/token",
+            "http://auth.example.com/oauth2/token",
+            "HTTP://auth.example.com/oauth2/token",
+        ] {
+            assert!(!proxied(&every, url), "{url}");
+        }
+        assert!(proxied(&every, "https://auth.sinch.com/oauth2/token"));
+        assert!(proxied(&every, "HTTPS://auth.sinch.com/oauth2/token"));
+    }
+
+    #[test]
+    fn no_proxy_exempts_the_https_hosts_it_names() {
+        let proxy = ("HTTPS_PROXY", "http://127.0.0.1:3128");
+        for no in ["auth.sinch.com", ".sinch.com", "sinch.com", "*", "x.org, *"] {
+            let connector = connector(&[proxy, ("NO_PROXY", no)]);
+            assert!(!proxied(&connector, "https://auth.sinch.com/"), "{no}");
+        }
+        let connector = connector(&[proxy, ("no_proxy", "example.com,10.0.0.0/8")]);
+        assert!(proxied(&connector, "https://auth.sinch.com/"));
+        let only_all = self::connector(&[("all_proxy", "http://127.0.0.1:3128")]);
+        assert!(proxied(&only_all, "https://auth.sinch.com/"));
+    }
+
+    fn pools() -> Arc<Pools<HttpConnector>> {
+        let builder = Client::builder(hyper_util::rt::TokioExecutor::new());
+        PerRuntime::new(builder, HttpConnector::new()).inner
+    }
+
+    fn runtimes_held(pools: &Pools<HttpConnector>) -> usize {
+        pools.clients.lock().unwrap().len()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn each_runtime_has_its_own_pool_forgotten_when_it_shuts_down() {
+        let pools = pools();
+        let (a, b) = (runtime(), runtime());
+        let in_a = a.block_on(async { pools.client().unwrap() });
+        let again_in_a = a.block_on(async { pools.client().unwrap() });
+        let in_b = b.block_on(async { pools.client().unwrap() });
+        assert_eq!(runtimes_held(&pools), 2);
+        drop((in_a, again_in_a, in_b));
+        drop(a);
+        assert_eq!(runtimes_held(&pools), 1);
+        drop(b);
+        assert_eq!(runtimes_held(&pools), 0);
+        // A runtime per call, as a sync wrapper has it: nothing piles up.
+        for _ in 0..20 {
+            runtime().block_on(async { pools.client().unwrap() });
+        }
+        assert_eq!(runtimes_held(&pools), 0);
+    }
+
+    #[test]
+    fn the_task_that_forgets_a_runtime_ends_with_the_client() {
+        let runtime = runtime();
+        let pools = pools();
+        runtime.block_on(async { pools.client().unwrap() });
+        assert_eq!(runtime.metrics().num_alive_tasks(), 1);
+        drop(pools);
+        runtime.block_on(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert_eq!(runtime.metrics().num_alive_tasks(), 0);
+    }
+
+    #[test]
+    fn outside_a_runtime_a_fetch_fails_instead_of_panicking() {
+        assert!(pools().client().is_err());
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback() {
+        for url in [
+            "http://auth.example.com/",
+            "http://10.0.0.1/",
+            "http://[::2]/",
+        ] {
+            let error = check_destination(&url.parse().unwrap()).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::InvalidUrl {
+                        field: "token URL",
+                        ..
+                    }
+                ),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1/",
+            "http://localhost/",
+            "http://[::1]/",
+            "https://auth.sinch.com/",
+        ] {
+            assert!(check_destination(&url.parse().unwrap()).is_ok(), "{url}");
+        }
     }
 }

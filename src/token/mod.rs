@@ -32,7 +32,7 @@ mod store;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -50,7 +50,7 @@ pub use store::{StoreKey, TokenStore};
 
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{CredentialKind, FetchError};
-use crate::{Credentials, scheme};
+use crate::{Credentials, CredentialsId, scheme};
 
 /// A bearer token and how long it lives.
 pub struct Token {
@@ -241,10 +241,18 @@ where
 /// Minting is local and cheap, but shares the machinery of fetched tokens: a
 /// minted JWT is cached and replaced ahead of its expiry in the background,
 /// never minted per request.
+///
+/// Its claims are whole seconds, so two JWTs minted from the same
+/// credentials within one second are the same bytes. A minter never hands
+/// out the JWT it minted last again (the one a 401 `expired` may just have
+/// refused): asked again within that second of its clock, it waits for the
+/// next one first.
 #[derive(Clone)]
 pub struct SelfSignedJwt {
     lifetime: Duration,
     clock: Arc<dyn Clock>,
+    /// The credentials and `iat` of the JWT minted last (shared by clones).
+    last: Arc<Mutex<Option<(CredentialsId, u64)>>>,
 }
 
 impl SelfSignedJwt {
@@ -256,6 +264,7 @@ impl SelfSignedJwt {
         Self {
             lifetime: lifetime.max(Duration::from_secs(1)),
             clock: Arc::new(SystemClock),
+            last: Arc::default(),
         }
     }
 
@@ -281,21 +290,43 @@ impl fmt::Debug for SelfSignedJwt {
     }
 }
 
+impl SelfSignedJwt {
+    /// Whether a JWT minted from `credentials` at `now` would be the one
+    /// minted last.
+    fn repeats(&self, credentials: CredentialsId, now: SystemTime) -> bool {
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last == Some((credentials, unix_seconds(now)))
+    }
+}
+
 impl TokenSource for SelfSignedJwt {
     fn fetch(&self, request: FetchRequest) -> TokenFuture {
-        let result = match request.credentials().application() {
-            Some(app) => {
-                let now = unix_seconds(self.clock.now());
-                let jwt = scheme::self_signed_jwt(app, now, self.lifetime);
-                Ok(Token {
-                    value: jwt,
-                    expires_in: Duration::from_secs(self.lifetime.as_secs()),
-                    scope: None,
-                })
+        let minter = self.clone();
+        Box::pin(async move {
+            let credentials = request.credentials();
+            let app = credentials
+                .application()
+                .ok_or(FetchError::MissingCredential(CredentialKind::Application))?;
+            let mut now = minter.clock.now();
+            if minter.repeats(credentials.id(), now) {
+                // Once: a clock that stands still gets the same JWT, which
+                // the cache still counts as a new token.
+                let into_second = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let rest =
+                    Duration::from_secs(1).saturating_sub(Duration::from_nanos(into_second.into()));
+                tokio::time::sleep(rest).await;
+                now = minter.clock.now();
             }
-            None => Err(FetchError::MissingCredential(CredentialKind::Application)),
-        };
-        Box::pin(std::future::ready(result))
+            let iat = unix_seconds(now);
+            *minter.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((credentials.id(), iat));
+            Ok(Token {
+                value: scheme::self_signed_jwt(app, iat, minter.lifetime),
+                expires_in: Duration::from_secs(minter.lifetime.as_secs()),
+                scope: None,
+            })
+        })
     }
 
     fn name(&self) -> &'static str {
