@@ -289,7 +289,10 @@ mod tests {
         manual.set(SystemTime::UNIX_EPOCH);
         assert_eq!(manual.monotonic(), before);
         manual.advance(Duration::from_secs(7));
-        assert_eq!(Arc::new(manual).monotonic() - before, Duration::from_secs(7));
+        assert_eq!(
+            Arc::new(manual).monotonic() - before,
+            Duration::from_secs(7)
+        );
     }
 
     #[tokio::test(start_paused = true)]

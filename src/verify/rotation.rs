@@ -294,7 +294,12 @@ impl<T> Keyring<T> {
 
     /// The secret the held one gives way to, and when its grace period
     /// started.
-    fn previous_after(&self, held: Arc<T>, update: Update<T>, now: Instant) -> Option<(Arc<T>, Instant)> {
+    fn previous_after(
+        &self,
+        held: Arc<T>,
+        update: Update<T>,
+        now: Instant,
+    ) -> Option<(Arc<T>, Instant)> {
         let rotation = match update.record {
             Record::Rotation(rotation) => rotation,
             Record::None => return Some((held, now)),
@@ -395,7 +400,10 @@ mod tests {
         let source = RotatingSecret::new("a");
         let ring = ring(&source, secs(60));
         let t0 = monotonic_now();
-        assert_eq!(names(&ring.candidates(t0)), [("a".into(), SecretUsed::Current)]);
+        assert_eq!(
+            names(&ring.candidates(t0)),
+            [("a".into(), SecretUsed::Current)]
+        );
         source.rotate("b");
         let expected = [
             ("b".to_owned(), SecretUsed::Current),
@@ -456,11 +464,7 @@ mod tests {
             }
         }
         let source = RotatingSecret::new("a");
-        let mut ring = Keyring::rotating(
-            source.secret(),
-            fetch_secret(Bare(source.clone())),
-            same,
-        );
+        let mut ring = Keyring::rotating(source.secret(), fetch_secret(Bare(source.clone())), same);
         ring.set_grace(secs(60));
         let t0 = monotonic_now();
         source.rotate("b");
@@ -515,6 +519,9 @@ mod tests {
         secret.rotate("n3w");
         assert_eq!(format!("{secret:?}"), "RotatingSecret([REDACTED])");
         let rotation = format!("{:?}", secret.last_rotation().unwrap());
-        assert!(!rotation.contains("s3cr3t") && !rotation.contains("n3w"), "{rotation}");
+        assert!(
+            !rotation.contains("s3cr3t") && !rotation.contains("n3w"),
+            "{rotation}"
+        );
     }
 }
