@@ -650,13 +650,8 @@ fn stepping_the_wall_clock_back_after_the_grace_does_not_reopen_it() {
         ApplicationCredentials::new("app", "bmV3LWFwcC1zZWNyZXQ=").unwrap(),
     ));
 
-    // Inside the grace period, a wall-clock step either way changes nothing.
     clock.advance(STEP);
-    clock.set(clock.now() + 3 * HOUR);
-    assert!(old("forward").iter().all(is_previous));
-    clock.set(clock.now() - 6 * HOUR);
-    assert!(old("back").iter().all(is_previous));
-
+    assert!(old("inside").iter().all(is_previous));
     clock.advance(GRACE);
     let refused = [
         Err(Rejection::SignatureMismatch),
@@ -667,6 +662,25 @@ fn stepping_the_wall_clock_back_after_the_grace_does_not_reopen_it() {
     // The wall clock stepped back 3 h (to before the rotation).
     clock.set(clock.now() - 3 * HOUR);
     assert_eq!(old("stepped-back"), refused);
+}
+
+#[test]
+fn wall_clock_steps_inside_the_grace_neither_shorten_nor_extend_it() {
+    let clock = ManualClock::new(at(START));
+    let secret = RotatingSecret::new("old-webhook-secret");
+    let verifier = WebhookVerifier::from_source(secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    secret.rotate("new-webhook-secret");
+    let old =
+        |nonce: &str| verifier.verify(&webhook("old-webhook-secret", nonce, clock.now()), b"{}");
+    clock.advance(STEP);
+    clock.set(clock.now() + 3 * HOUR);
+    assert!(is_previous(&old("forward")));
+    clock.set(clock.now() - 6 * HOUR);
+    assert!(is_previous(&old("back")));
+    clock.advance(GRACE);
+    assert_eq!(old("after"), Err(Rejection::SignatureMismatch));
 }
 
 #[tokio::test(start_paused = true)]
