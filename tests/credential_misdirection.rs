@@ -304,6 +304,10 @@ fn a_standalone_oauth2_source_widens_only_through_its_own_allow_domain() {
         "http://auth.sinch-proxy.example",
         "https://user:hunter2@auth.sinch-proxy.example",
         "https://auth.sinch-proxy.example@evil.example",
+        "https://auth.sinch-proxy.example%2eevil.example",
+        "https://auth.sinch-proxy.example/../evil",
+        "",
+        "https://",
     ] {
         assert!(
             matches!(
