@@ -732,3 +732,43 @@ async fn a_source_of_your_own_gives_the_rotation_time() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_provider_whose_rotation_record_lags_still_has_its_new_credentials_adopted() {
+    // A provider of your own that publishes new credentials before its
+    // rotation record: the verifier follows `credentials()`, not the record.
+    struct Lagging {
+        current: std::sync::Mutex<Arc<Credentials>>,
+        record: Rotation<Credentials>,
+    }
+    impl sinch_auth::CredentialProvider for Lagging {
+        fn credentials(&self) -> Arc<Credentials> {
+            self.current.lock().unwrap().clone()
+        }
+        fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+            Some(self.record.clone())
+        }
+    }
+    let clock = ManualClock::new(at(START));
+    let app = |secret: &str| ApplicationCredentials::new("app", secret).unwrap();
+    let first = Arc::new(Credentials::from(app("Zmlyc3Q=")));
+    let provider = Arc::new(Lagging {
+        current: std::sync::Mutex::new(Arc::clone(&first)),
+        record: Rotation::new(
+            Arc::clone(&first),
+            Arc::new(Credentials::from(app("emVybw=="))),
+            monotonic_now(),
+        ),
+    });
+    let verifier = ApplicationVerifier::from_provider(Arc::clone(&provider))
+        .unwrap()
+        .clock(clock.clone());
+    *provider.current.lock().unwrap() = Arc::new(Credentials::from(app("c2Vjb25k")));
+    assert!(matches!(
+        verifier.verify(&callback(&app("c2Vjb25k"), clock.now()), b"{}"),
+        Ok(Verified::Application {
+            secret: SecretUsed::Current,
+            ..
+        })
+    ));
+}
