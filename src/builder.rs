@@ -42,6 +42,8 @@ pub struct SinchAuthBuilder {
     options: Options,
     clock: Arc<dyn Clock>,
     tokens: TokenSettings,
+    /// Checked at `build`, against the policy every `allow_domain` made.
+    auth_host: Option<String>,
     error: Option<ConfigError>,
 }
 
@@ -53,6 +55,13 @@ impl fmt::Debug for SinchAuthBuilder {
             .field("policy", &self.policy)
             .field("options", &self.options)
             .field("tokens", &self.tokens)
+            .field(
+                "auth_host",
+                &self.auth_host.as_ref().map(|host| match host.parse() {
+                    Ok(url) => crate::host::without_userinfo(&url),
+                    Err(_) => "[unparsable]".to_owned(),
+                }),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +81,7 @@ impl SinchAuthBuilder {
             },
             clock: Arc::new(SystemClock),
             tokens: TokenSettings::default(),
+            auth_host: None,
             error: None,
         }
     }
@@ -162,15 +172,16 @@ impl SinchAuthBuilder {
         self
     }
 
-    /// Fetches OAuth2 tokens from this host instead of `https://auth.sinch.com`
-    /// (`https`, or `http` on loopback). Configures the built-in OAuth2
-    /// fetch: with a [`token_source`](Self::token_source) as well,
-    /// [`build`](Self::build) fails.
+    /// Fetches OAuth2 tokens from this host instead of `https://auth.sinch.com`.
+    /// The host follows the same rule as API hosts
+    /// ([`check_token_url`](crate::host::check_token_url): `https` to a Sinch
+    /// host or an [allowed domain](Self::allow_domain), whichever is called
+    /// first, or loopback), checked by [`build`](Self::build). Configures the
+    /// built-in OAuth2 fetch: with a [`token_source`](Self::token_source) as
+    /// well, `build` fails.
     pub fn auth_host(mut self, host: &str) -> Self {
-        match self.tokens.auth_host(host) {
-            Ok(()) => self,
-            Err(e) => self.fail(e),
-        }
+        self.auth_host = Some(host.to_owned());
+        self
     }
 
     /// Sends token requests through your own HTTP client. Configures the
@@ -182,7 +193,10 @@ impl SinchAuthBuilder {
     }
 
     /// Replaces the OAuth2 fetch with your own source for [`Scheme::OAuth2`]
-    /// (the scheme then needs no access key).
+    /// (the scheme then needs no access key). An [`OAuth2Source`](crate::token::OAuth2Source)
+    /// given here has checked its token URL itself, against its own
+    /// [`allow_domain`](crate::token::OAuth2Source::allow_domain), not this
+    /// builder's.
     pub fn token_source(mut self, source: impl TokenSource) -> Self {
         self.tokens.source = Some(Arc::new(source));
         self
@@ -216,9 +230,15 @@ impl SinchAuthBuilder {
     ///
     /// No runtime is needed here: the token refresher starts on the first
     /// request, on that request's tokio runtime.
-    pub fn build(self) -> Result<SinchAuthLayer, ConfigError> {
+    pub fn build(mut self) -> Result<SinchAuthLayer, ConfigError> {
         if let Some(error) = self.error {
             return Err(error);
+        }
+        // The token URL is checked where it is named, by the OAuth2 fetch,
+        // against this layer's policy.
+        self.tokens.oauth2 = self.tokens.oauth2.with_policy(self.policy.clone());
+        if let Some(host) = &self.auth_host {
+            self.tokens.auth_host(host)?;
         }
         // Credentials the fixed schemes need.
         let credentials = self.provider.credentials();
@@ -236,12 +256,7 @@ impl SinchAuthBuilder {
                 });
             }
         }
-        // Where tokens come from. The built-in fetch sends the key secret to
-        // the token URL: the API host rule applies to it too.
         let by_host = self.routing == Routing::ByHost;
-        if (by_host || schemes.contains(&Scheme::OAuth2)) && !custom_source {
-            crate::host::check_token_url(&self.policy, self.tokens.oauth2.token_url())?;
-        }
         let tokens = Lifecycle::wire(
             self.tokens,
             &self.provider,

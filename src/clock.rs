@@ -1,9 +1,15 @@
-//! The wall clock, injected.
+//! The wall clock and the monotonic clock, injected.
 //!
 //! Wall-clock time is read for JWT `iat`/`exp`, the `x-timestamp` of signed
 //! requests, the freshness window of callbacks and `Retry-After` dates. It is
 //! read through a [`Clock`] so tests can control it. Scheduling (refresh,
 //! backoff, expiry) uses tokio's clock, which `tokio::time::pause()` controls.
+//!
+//! Security windows that are not about a signed timestamp (the grace period
+//! of a verifier's previous secret after a rotation) are measured on the
+//! monotonic reading, [`Clock::monotonic`]: stepping the wall clock back
+//! must not reopen them. Its default, [`monotonic_now`], is tokio's clock, so
+//! `tokio::time::pause()` controls it too.
 //!
 //! # One clock for a whole test
 //!
@@ -21,12 +27,29 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-/// A source of wall-clock time.
+/// A source of wall-clock time, and of monotonic time for security windows.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// A monotonic reading: never goes back, whatever happens to the wall
+    /// clock. Readings are compared with rotation instants that sources such
+    /// as [`RotatingSecret`](crate::verify::RotatingSecret) record with
+    /// [`monotonic_now`], which is also the default: override it only to
+    /// control time in a test ([`ManualClock`] does).
+    fn monotonic(&self) -> Instant {
+        monotonic_now()
+    }
+}
+
+/// The crate's monotonic clock: tokio's (so `tokio::time::pause()` and
+/// `advance` move it in tests; outside a runtime, or without tokio's
+/// `test-util`, it is [`Instant::now`]). Sources record their rotations on
+/// it; verifiers measure grace periods against [`Clock::monotonic`].
+pub fn monotonic_now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// The system clock. The default.
@@ -80,26 +103,50 @@ impl Clock for TokioClock {
 
 /// A clock that only moves when told to. Handy for verifier tests.
 ///
+/// [`advance`](Self::advance) is time passing: it moves the wall clock and
+/// the [monotonic](Clock::monotonic) reading alike. [`set`](Self::set) is
+/// the wall clock being stepped (by an operator, or NTP): the monotonic
+/// reading stays where it is. That reading starts at [`monotonic_now`] when
+/// the clock is made and moves only with `advance`; a source records its
+/// rotations on `monotonic_now`, so for a rotation at a chosen moment use
+/// tokio's paused clock and [`TokioClock`] instead.
+///
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use sinch_auth::clock::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::new(SystemTime::UNIX_EPOCH);
+/// let start = clock.monotonic();
 /// clock.advance(Duration::from_secs(5));
 /// assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(5));
+/// clock.set(SystemTime::UNIX_EPOCH); // stepped back
+/// assert_eq!(clock.monotonic() - start, Duration::from_secs(5));
 /// ```
 #[derive(Clone)]
-pub struct ManualClock(Arc<Mutex<SystemTime>>);
+pub struct ManualClock(Arc<Mutex<Manual>>);
+
+struct Manual {
+    wall: SystemTime,
+    monotonic: Instant,
+}
 
 impl ManualClock {
     /// A clock reading `now`.
     pub fn new(now: SystemTime) -> Self {
-        Self(Arc::new(Mutex::new(now)))
+        Self(Arc::new(Mutex::new(Manual {
+            wall: now,
+            monotonic: monotonic_now(),
+        })))
     }
 
-    /// Sets the time.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Manual> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Steps the wall clock to `now`, forward or back; the monotonic reading
+    /// does not move.
     pub fn set(&self, now: SystemTime) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = now;
+        self.lock().wall = now;
     }
 
     /// Moves the time forward, stopping at the latest time the platform can
@@ -116,14 +163,19 @@ impl ManualClock {
     /// assert_eq!(clock.now(), latest);
     /// ```
     pub fn advance(&self, by: Duration) {
-        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *now = saturating_add(*now, by);
+        let mut clock = self.lock();
+        clock.wall = saturating_add(clock.wall, by);
+        clock.monotonic = saturate(clock.monotonic, by, Instant::checked_add);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.lock().wall
+    }
+
+    fn monotonic(&self) -> Instant {
+        self.lock().monotonic
     }
 }
 
@@ -136,6 +188,10 @@ impl fmt::Debug for ManualClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> SystemTime {
         (**self).now()
+    }
+
+    fn monotonic(&self) -> Instant {
+        (**self).monotonic()
     }
 }
 
@@ -152,7 +208,12 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 /// assert_eq!(saturating_add(latest, Duration::from_secs(1)), latest);
 /// ```
 pub fn saturating_add(t: SystemTime, by: Duration) -> SystemTime {
-    if let Some(sum) = t.checked_add(by) {
+    saturate(t, by, SystemTime::checked_add)
+}
+
+/// `t + by` through `checked_add`, or the latest representable value.
+fn saturate<T: Copy>(t: T, by: Duration, checked_add: fn(&T, Duration) -> Option<T>) -> T {
+    if let Some(sum) = checked_add(&t, by) {
         return sum;
     }
     // The representable range differs per platform: search for the largest
@@ -160,13 +221,13 @@ pub fn saturating_add(t: SystemTime, by: Duration) -> SystemTime {
     let (mut fits, mut overflows) = (Duration::ZERO, by);
     while overflows - fits > Duration::from_nanos(1) {
         let mid = fits + (overflows - fits) / 2;
-        if t.checked_add(mid).is_some() {
+        if checked_add(&t, mid).is_some() {
             fits = mid;
         } else {
             overflows = mid;
         }
     }
-    t + fits
+    checked_add(&t, fits).unwrap_or(t)
 }
 
 /// Seconds since the Unix epoch (0 for times before it).
@@ -190,6 +251,10 @@ mod tests {
         assert!(latest.checked_add(Duration::from_nanos(1)).is_none());
         clock.advance(Duration::MAX);
         assert_eq!(clock.now(), latest);
+        let monotonic = clock.monotonic();
+        assert!(monotonic.checked_add(Duration::from_nanos(1)).is_none());
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.monotonic(), monotonic);
         // Still a usable clock: it can be set back.
         clock.set(SystemTime::UNIX_EPOCH);
         clock.advance(Duration::from_secs(5));
@@ -210,6 +275,24 @@ mod tests {
         let clock = TokioClock::new(latest);
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(clock.now(), latest);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_monotonic_reading_follows_paused_tokio_time_and_ignores_wall_steps() {
+        let clock = TokioClock::new(SystemTime::UNIX_EPOCH);
+        let start = clock.monotonic();
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(clock.monotonic() - start, Duration::from_secs(90));
+        assert_eq!(SystemClock.monotonic() - start, Duration::from_secs(90));
+        let manual = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(100));
+        let before = manual.monotonic();
+        manual.set(SystemTime::UNIX_EPOCH);
+        assert_eq!(manual.monotonic(), before);
+        manual.advance(Duration::from_secs(7));
+        assert_eq!(
+            Arc::new(manual).monotonic() - before,
+            Duration::from_secs(7)
+        );
     }
 
     #[tokio::test(start_paused = true)]

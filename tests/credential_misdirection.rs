@@ -5,9 +5,12 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Capture, get};
 use http::header::AUTHORIZATION;
 use proptest::prelude::*;
+use sinch_auth::testkit::SinchStandIn;
 use sinch_auth::token::OAuth2Source;
 use sinch_auth::{AccessKey, ConfigError, Scheme, ServicePlan, SinchAuthLayer, StaticCredentials};
 use tower::{Layer, ServiceExt};
@@ -133,24 +136,28 @@ fn oauth2_build(auth_host: &str, allow: Option<&str>) -> Result<SinchAuthLayer, 
     builder.build()
 }
 
+/// Token hosts that only look like Sinch's, hide another host or carry a
+/// second credential, or are plain http off loopback.
+const LOOK_ALIKE_TOKEN_HOSTS: [&str; 9] = [
+    // suffix
+    "https://auth.sinch.com.evil.example",
+    "https://evilsinch.com",
+    "https://sinch.com-evil.example",
+    // trailing dot
+    "https://auth.sinch.com.evil.example.",
+    // case
+    "https://AUTH.SINCH.COM.EVIL.EXAMPLE",
+    // userinfo, hiding another host or carrying a second credential
+    "https://auth.sinch.com@evil.example",
+    "https://auth.sinch.com:443@evil.example",
+    "https://user:hunter2@auth.sinch.com",
+    // plain http off loopback
+    "http://auth.sinch.com",
+];
+
 #[test]
 fn token_host_look_alikes_fail_at_build_and_never_get_the_key_secret() {
-    for host in [
-        // suffix
-        "https://auth.sinch.com.evil.example",
-        "https://evilsinch.com",
-        "https://sinch.com-evil.example",
-        // trailing dot
-        "https://auth.sinch.com.evil.example.",
-        // case
-        "https://AUTH.SINCH.COM.EVIL.EXAMPLE",
-        // userinfo, hiding another host or carrying a second credential
-        "https://auth.sinch.com@evil.example",
-        "https://auth.sinch.com:443@evil.example",
-        "https://user:hunter2@auth.sinch.com",
-        // plain http off loopback
-        "http://auth.sinch.com",
-    ] {
+    for host in LOOK_ALIKE_TOKEN_HOSTS {
         let error = oauth2_build(host, None).err();
         assert!(
             matches!(
@@ -208,8 +215,127 @@ fn token_host_userinfo_never_appears_in_debug() {
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(!debug.contains("user:"), "{debug}");
     assert!(debug.contains("auth.sinch.com"), "{debug}");
-    let source = OAuth2Source::new()
+    // Refused outright, and the refusal does not quote it.
+    let refused = OAuth2Source::new()
         .auth_host("https://user:hunter2@auth.sinch.com")
+        .unwrap_err();
+    assert!(!format!("{refused:?} {refused}").contains("hunter2"));
+}
+
+#[tokio::test]
+async fn an_oauth2_source_refuses_look_alike_token_hosts_so_no_custom_source_can_carry_one() {
+    let key = AccessKey::new("project-m", "key-id-m", "KEY-SECRET-m").unwrap();
+    let sinch = SinchStandIn::builder()
+        .access_key(&key)
+        .start()
+        .await
         .unwrap();
-    assert!(!format!("{source:?}").contains("hunter2"));
+    for host in LOOK_ALIKE_TOKEN_HOSTS {
+        // Refused where the URL is named: there is no source to hand to
+        // `token_source`, so nothing can send the key secret there.
+        let error = OAuth2Source::new().auth_host(host).err();
+        assert!(
+            matches!(
+                error,
+                Some(ConfigError::InvalidUrl {
+                    field: "auth host",
+                    ..
+                })
+            ),
+            "{host}: {error:?}"
+        );
+        let text = format!("{error:?} {}", error.as_ref().unwrap());
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    assert_eq!(sinch.token_requests(), 0);
+    // The same path with an allowed host is live: the custom source
+    // fetches from it, once, with the key.
+    let source = OAuth2Source::new().auth_host(&sinch.url()).unwrap();
+    let layer = SinchAuthLayer::builder(StaticCredentials::new(key))
+        .scheme(Scheme::OAuth2)
+        .token_source(source)
+        .build()
+        .unwrap();
+    let capture = Capture::default();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        layer
+            .layer(capture.service())
+            .oneshot(get("https://us.sms.api.sinch.com/x")),
+    )
+    .await
+    .expect("the request finishes")
+    .unwrap();
+    assert_eq!(sinch.token_requests(), 1);
+    assert!(capture.last().headers.contains_key(AUTHORIZATION));
+}
+
+#[test]
+fn a_standalone_oauth2_source_widens_only_through_its_own_allow_domain() {
+    // The layer's allow_domain widens the layer's own fetch...
+    assert!(
+        oauth2_build(
+            "https://auth.sinch-proxy.example",
+            Some("sinch-proxy.example")
+        )
+        .is_ok()
+    );
+    // ...a source built apart names its extra domain itself, before the host.
+    assert!(
+        OAuth2Source::new()
+            .auth_host("https://auth.sinch-proxy.example")
+            .is_err()
+    );
+    let allowed = || {
+        OAuth2Source::new()
+            .allow_domain("sinch-proxy.example")
+            .unwrap()
+    };
+    assert_eq!(
+        allowed()
+            .auth_host("https://auth.sinch-proxy.example")
+            .unwrap()
+            .token_url(),
+        "https://auth.sinch-proxy.example/oauth2/token"
+    );
+    for bad in [
+        "https://auth.sinch-proxy.example.evil.example",
+        "https://evilsinch-proxy.example",
+        "http://auth.sinch-proxy.example",
+        "https://user:hunter2@auth.sinch-proxy.example",
+        "https://auth.sinch-proxy.example@evil.example",
+        "https://auth.sinch-proxy.example%2eevil.example",
+        "https://auth.sinch-proxy.example/../evil",
+        "",
+        "https://",
+    ] {
+        assert!(
+            matches!(
+                allowed().auth_host(bad),
+                Err(ConfigError::InvalidUrl {
+                    field: "auth host",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+    }
+    assert!(matches!(
+        OAuth2Source::new().allow_domain("*.example"),
+        Err(ConfigError::InvalidSetting { .. })
+    ));
+    // The layer's loopback switch reaches its own fetch as well.
+    let key = AccessKey::new("project-m", "key-id-m", "KEY-SECRET-m").unwrap();
+    let no_loopback = SinchAuthLayer::builder(StaticCredentials::new(key))
+        .scheme(Scheme::OAuth2)
+        .auth_host("http://127.0.0.1:9")
+        .allow_loopback(false)
+        .build();
+    assert!(matches!(
+        no_loopback,
+        Err(ConfigError::InvalidUrl {
+            field: "auth host",
+            ..
+        })
+    ));
 }

@@ -1,17 +1,24 @@
 //! Verifiers rotate too: after a rotation, callbacks still signed with the
 //! previous secret (Sinch's side not yet updated, retries in flight) are
-//! accepted for the grace period and refused after it, on the verifier's
-//! injected clock; `Verified` says which secret matched. Also the fixed
-//! list for deployments that rotate by redeploying.
+//! accepted for the grace period and refused after it; `Verified` says which
+//! secret matched. The grace period runs from the rotation itself (the
+//! source records it), however late a verifier first looks, and on the
+//! monotonic reading of the injected clock, so stepping the wall clock does
+//! not reopen it. Also the fixed list for deployments that rotate by
+//! redeploying.
 
 use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
-use sinch_auth::clock::{Clock as _, ManualClock};
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use sinch_auth::clock::{Clock as _, ManualClock, TokioClock, monotonic_now};
 use sinch_auth::scheme::application::{format_timestamp, sign};
 use sinch_auth::verify::{
-    ApplicationVerifier, NumbersVerifier, Rejection, RotatingSecret, SecretUsed, Verified,
-    Verifier, VerifyLayer, WebhookVerifier, numbers_signature, webhook_signature,
+    ApplicationVerifier, NumbersVerifier, Rejection, RotatingSecret, Rotation, SecretSource,
+    SecretUsed, Verified, Verifier, VerifyLayer, WebhookVerifier, numbers_signature,
+    webhook_signature,
 };
 use sinch_auth::{AccessKey, ApplicationCredentials, Credentials, RotatingCredentials};
 
@@ -112,7 +119,6 @@ fn webhooks_signed_with_the_old_secret_pass_inside_the_grace_period_only() {
     ));
 
     secret.rotate("new-webhook-secret");
-    // The first verification after the rotation starts the grace period.
     assert!(matches!(
         verifier.verify(
             &webhook("new-webhook-secret", "first-new", clock.now()),
@@ -464,4 +470,305 @@ fn a_source_handing_out_the_current_secret_again_keeps_the_previous_ones_grace()
             secret: SecretUsed::Previous
         })
     );
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn is_previous(result: &Outcome) -> bool {
+    matches!(
+        result,
+        Ok(Verified::Webhook {
+            secret: SecretUsed::Previous,
+            ..
+        } | Verified::Numbers {
+            secret: SecretUsed::Previous
+        } | Verified::Application {
+            secret: SecretUsed::Previous,
+            ..
+        })
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verifier_idle_for_hours_after_a_rotation_refuses_the_old_secret() {
+    // The secret leaked and was rotated; the verifiers below see no
+    // callback for hours. The grace period (the default, one hour) runs
+    // from the rotation, not from the first callback after it.
+    let clock = TokioClock::new(at(START));
+    let webhook_secret = RotatingSecret::new("leaked-webhook-secret");
+    let numbers_secret = RotatingSecret::new("leaked-numbers-secret");
+    let old_app = || ApplicationCredentials::new("app", "bGVha2VkLWFwcC1zZWNyZXQ=").unwrap();
+    let new_app = || ApplicationCredentials::new("app", "bmV3LWFwcC1zZWNyZXQ=").unwrap();
+    let provider = RotatingCredentials::new(Credentials::from(old_app()));
+    let webhooks = || WebhookVerifier::from_source(webhook_secret.clone()).clock(clock);
+    let callbacks = || NumbersVerifier::from_source(numbers_secret.clone()).clock(clock);
+    let apps = || {
+        ApplicationVerifier::from_provider(provider.clone())
+            .unwrap()
+            .clock(clock)
+    };
+    let (soon, idle) = (
+        (webhooks(), callbacks(), apps()),
+        (webhooks(), callbacks(), apps()),
+    );
+    let old_callbacks = |verifiers: &(WebhookVerifier, NumbersVerifier, ApplicationVerifier),
+                         nonce: &str| {
+        [
+            verifiers
+                .0
+                .verify(&webhook("leaked-webhook-secret", nonce, clock.now()), b"{}"),
+            verifiers.1.verify(&numbers("leaked-numbers-secret"), b"{}"),
+            verifiers
+                .2
+                .verify(&callback(&old_app(), clock.now()), b"{}"),
+        ]
+    };
+    assert!(old_callbacks(&idle, "before").iter().all(Result::is_ok));
+    assert!(old_callbacks(&soon, "before").iter().all(Result::is_ok));
+
+    webhook_secret.rotate("new-webhook-secret");
+    numbers_secret.rotate("new-numbers-secret");
+    provider.rotate(Credentials::from(new_app()));
+
+    // Inside the grace period: accepted as the previous secret.
+    tokio::time::advance(30 * MINUTE).await;
+    let results = old_callbacks(&soon, "at-30-min");
+    assert!(results.iter().all(is_previous), "{results:?}");
+
+    // The idle verifiers look for the first time 10 h after the rotation.
+    tokio::time::advance(10 * HOUR - 30 * MINUTE).await;
+    for (i, late) in [Duration::ZERO, 59 * MINUTE].into_iter().enumerate() {
+        tokio::time::advance(late).await;
+        let results = old_callbacks(&idle, &format!("late-{i}"));
+        assert_eq!(
+            results,
+            [
+                Err(Rejection::SignatureMismatch),
+                Err(Rejection::SignatureMismatch),
+                Err(Rejection::SignatureMismatch),
+            ],
+            "{late:?} after the first late look"
+        );
+    }
+    // The new secrets work on every verifier.
+    assert!(
+        idle.0
+            .verify(&webhook("new-webhook-secret", "new", clock.now()), b"{}")
+            .is_ok()
+    );
+    assert!(idle.1.verify(&numbers("new-numbers-secret"), b"{}").is_ok());
+    assert!(
+        idle.2
+            .verify(&callback(&new_app(), clock.now()), b"{}")
+            .is_ok()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rotation_during_ongoing_verifications_keeps_its_grace_from_the_rotation() {
+    // Callbacks keep arriving; the first one after the rotation comes 20
+    // minutes after it. The grace (10 minutes) has ended by then.
+    let clock = TokioClock::new(at(START));
+    let secret = RotatingSecret::new("old-webhook-secret");
+    let verifier = WebhookVerifier::from_source(secret.clone())
+        .clock(clock)
+        .grace_period(GRACE);
+    for i in 0..5 {
+        tokio::time::advance(MINUTE).await;
+        let parts = webhook("old-webhook-secret", &format!("before-{i}"), clock.now());
+        assert!(verifier.verify(&parts, b"{}").is_ok());
+    }
+    secret.rotate("new-webhook-secret");
+    let rotated_at = monotonic_now();
+    let mut outcomes = Vec::new();
+    for (i, step) in [
+        4 * MINUTE,
+        5 * MINUTE,
+        MINUTE,
+        Duration::from_secs(1),
+        MINUTE,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        tokio::time::advance(step).await;
+        let parts = webhook("old-webhook-secret", &format!("after-{i}"), clock.now());
+        outcomes.push((monotonic_now() - rotated_at, verifier.verify(&parts, b"{}")));
+    }
+    for (since, outcome) in &outcomes {
+        if *since <= GRACE {
+            assert!(is_previous(outcome), "{since:?}: {outcome:?}");
+        } else {
+            assert_eq!(*outcome, Err(Rejection::SignatureMismatch), "{since:?}");
+        }
+    }
+    assert_eq!(outcomes.iter().filter(|(s, _)| *s <= GRACE).count(), 3);
+
+    // The same with the first look 20 minutes after the rotation.
+    let late = WebhookVerifier::from_source(secret.clone())
+        .clock(clock)
+        .grace_period(GRACE);
+    secret.rotate("newest-webhook-secret");
+    tokio::time::advance(20 * MINUTE).await;
+    assert_eq!(
+        late.verify(
+            &webhook("new-webhook-secret", "late-look", clock.now()),
+            b"{}"
+        ),
+        Err(Rejection::SignatureMismatch)
+    );
+}
+
+#[test]
+fn stepping_the_wall_clock_back_after_the_grace_does_not_reopen_it() {
+    let clock = ManualClock::new(at(START));
+    let webhook_secret = RotatingSecret::new("old-webhook-secret");
+    let numbers_secret = RotatingSecret::new("old-numbers-secret");
+    let old_app = || ApplicationCredentials::new("app", "b2xkLWFwcC1zZWNyZXQ=").unwrap();
+    let provider = RotatingCredentials::new(Credentials::from(old_app()));
+    let webhooks = WebhookVerifier::from_source(webhook_secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    let callbacks = NumbersVerifier::from_source(numbers_secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    let apps = ApplicationVerifier::from_provider(provider.clone())
+        .unwrap()
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    let old = |nonce: &str| {
+        [
+            webhooks.verify(&webhook("old-webhook-secret", nonce, clock.now()), b"{}"),
+            callbacks.verify(&numbers("old-numbers-secret"), b"{}"),
+            apps.verify(&callback(&old_app(), clock.now()), b"{}"),
+        ]
+    };
+    webhook_secret.rotate("new-webhook-secret");
+    numbers_secret.rotate("new-numbers-secret");
+    provider.rotate(Credentials::from(
+        ApplicationCredentials::new("app", "bmV3LWFwcC1zZWNyZXQ=").unwrap(),
+    ));
+
+    // Every verifier looks at once, so only the step back is left to
+    // reopen the grace period.
+    let _ = old("at-the-rotation");
+    clock.advance(STEP);
+    assert!(old("inside").iter().all(is_previous));
+    clock.advance(GRACE);
+    let refused = [
+        Err(Rejection::SignatureMismatch),
+        Err(Rejection::SignatureMismatch),
+        Err(Rejection::SignatureMismatch),
+    ];
+    assert_eq!(old("after"), refused);
+    // The wall clock stepped back 3 h (to before the rotation).
+    clock.set(clock.now() - 3 * HOUR);
+    assert_eq!(old("stepped-back"), refused);
+}
+
+#[test]
+fn wall_clock_steps_inside_the_grace_neither_shorten_nor_extend_it() {
+    let clock = ManualClock::new(at(START));
+    let secret = RotatingSecret::new("old-webhook-secret");
+    let verifier = WebhookVerifier::from_source(secret.clone())
+        .clock(clock.clone())
+        .grace_period(GRACE);
+    secret.rotate("new-webhook-secret");
+    let old =
+        |nonce: &str| verifier.verify(&webhook("old-webhook-secret", nonce, clock.now()), b"{}");
+    clock.advance(STEP);
+    clock.set(clock.now() + 3 * HOUR);
+    assert!(is_previous(&old("forward")));
+    clock.set(clock.now() - 6 * HOUR);
+    assert!(is_previous(&old("back")));
+    clock.advance(GRACE);
+    assert_eq!(old("after"), Err(Rejection::SignatureMismatch));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_of_your_own_gives_the_rotation_time() {
+    let clock = TokioClock::new(at(START));
+    let old = Arc::new(SecretString::from("old-secret"));
+    let new = Arc::new(SecretString::from("new-secret"));
+    // A secret manager's view: it knows when it rotated.
+    let rotated_at = monotonic_now();
+    let source = Arc::new(std::sync::Mutex::new(None::<Rotation<SecretString>>));
+    struct Switch(
+        Arc<SecretString>,
+        Arc<std::sync::Mutex<Option<Rotation<SecretString>>>>,
+    );
+    impl SecretSource for Switch {
+        fn secret(&self) -> Arc<SecretString> {
+            self.last_rotation()
+                .map_or_else(|| Arc::clone(&self.0), |r| Arc::clone(r.current()))
+        }
+        fn last_rotation(&self) -> Option<Rotation<SecretString>> {
+            self.1.lock().unwrap().clone()
+        }
+    }
+    let verifier = WebhookVerifier::from_source(Switch(Arc::clone(&old), Arc::clone(&source)))
+        .clock(clock)
+        .grace_period(GRACE);
+    assert!(
+        verifier
+            .verify(&webhook("old-secret", "first", clock.now()), b"{}")
+            .is_ok()
+    );
+    tokio::time::advance(GRACE + STEP).await;
+    // Announced late, but the manager says it rotated before the grace began.
+    *source.lock().unwrap() = Some(Rotation::new(
+        Arc::clone(&new),
+        Arc::clone(&old),
+        rotated_at,
+    ));
+    assert_eq!(
+        verifier.verify(&webhook("old-secret", "late", clock.now()), b"{}"),
+        Err(Rejection::SignatureMismatch)
+    );
+    assert!(
+        verifier
+            .verify(&webhook("new-secret", "new", clock.now()), b"{}")
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_provider_whose_rotation_record_lags_still_has_its_new_credentials_adopted() {
+    // A provider of your own that publishes new credentials before its
+    // rotation record: the verifier follows `credentials()`, not the record.
+    struct Lagging {
+        current: std::sync::Mutex<Arc<Credentials>>,
+        record: Rotation<Credentials>,
+    }
+    impl sinch_auth::CredentialProvider for Lagging {
+        fn credentials(&self) -> Arc<Credentials> {
+            self.current.lock().unwrap().clone()
+        }
+        fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+            Some(self.record.clone())
+        }
+    }
+    let clock = ManualClock::new(at(START));
+    let app = |secret: &str| ApplicationCredentials::new("app", secret).unwrap();
+    let first = Arc::new(Credentials::from(app("Zmlyc3Q=")));
+    let provider = Arc::new(Lagging {
+        current: std::sync::Mutex::new(Arc::clone(&first)),
+        record: Rotation::new(
+            Arc::clone(&first),
+            Arc::new(Credentials::from(app("emVybw=="))),
+            monotonic_now(),
+        ),
+    });
+    let verifier = ApplicationVerifier::from_provider(Arc::clone(&provider))
+        .unwrap()
+        .clock(clock.clone());
+    *provider.current.lock().unwrap() = Arc::new(Credentials::from(app("c2Vjb25k")));
+    assert!(matches!(
+        verifier.verify(&callback(&app("c2Vjb25k"), clock.now()), b"{}"),
+        Ok(Verified::Application {
+            secret: SecretUsed::Current,
+            ..
+        })
+    ));
 }

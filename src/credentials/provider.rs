@@ -2,10 +2,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::watch;
 
 use super::{Credentials, CredentialsId};
+use crate::clock::monotonic_now;
+use crate::verify::Rotation;
 
 /// Hands out the current [`Credentials`].
 ///
@@ -73,6 +75,17 @@ pub trait CredentialProvider: Send + Sync + 'static {
     fn credentials_rejected(&self, id: CredentialsId) {
         let _ = id;
     }
+
+    /// The last rotation, if the provider records it: its
+    /// [`current`](Rotation::current) must be what [`credentials`](Self::credentials)
+    /// returns. An [`ApplicationVerifier`](crate::verify::ApplicationVerifier)
+    /// then counts the replaced application's grace period from the
+    /// rotation itself; with the default, `None`, it can only count from
+    /// the first verification that sees the change, which an idle verifier
+    /// places late.
+    fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+        None
+    }
 }
 
 impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
@@ -90,6 +103,10 @@ impl<P: CredentialProvider + ?Sized> CredentialProvider for Arc<P> {
 
     fn credentials_rejected(&self, id: CredentialsId) {
         (**self).credentials_rejected(id)
+    }
+
+    fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+        (**self).last_rotation()
     }
 }
 
@@ -163,6 +180,10 @@ struct RotatingInner {
     // credentials; one that still sees the old id is served as before the rotation.
     id: AtomicU64,
     changes: watch::Sender<CredentialsId>,
+    /// The last rotation, with the monotonic instant it happened: written
+    /// before `current`, so it is never older than what a reader that
+    /// sees the new id gets.
+    last_rotation: ArcSwapOption<Rotation<Credentials>>,
 }
 
 impl RotatingCredentials {
@@ -195,6 +216,12 @@ impl RotatingCredentials {
 
     pub(crate) fn publish(&self, new: Arc<Credentials>) {
         let id = new.id();
+        let replaced = self.inner.current.load_full();
+        self.inner.last_rotation.store(Some(Arc::new(Rotation::new(
+            Arc::clone(&new),
+            replaced,
+            monotonic_now(),
+        ))));
         self.inner.current.store(new);
         self.inner.id.store(id.raw(), Ordering::Release);
         self.inner.changes.send_replace(id);
@@ -211,6 +238,7 @@ impl From<Arc<Credentials>> for RotatingCredentials {
                 id: AtomicU64::new(initial.id().raw()),
                 current: ArcSwap::new(initial),
                 changes,
+                last_rotation: ArcSwapOption::empty(),
             }),
         }
     }
@@ -227,6 +255,10 @@ impl CredentialProvider for RotatingCredentials {
 
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         Some(self.inner.changes.subscribe())
+    }
+
+    fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+        self.inner.last_rotation.load_full().map(|r| (*r).clone())
     }
 }
 

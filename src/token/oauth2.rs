@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{FetchRequest, StoreKey, Token, TokenFuture, TokenHttpClient, TokenSource};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, CredentialKind, FetchError};
+use crate::host::{HostPolicy, check_token_url};
 use crate::{Credentials, scheme};
 
 const TOKEN_PATH: &str = "/oauth2/token";
@@ -33,18 +34,35 @@ const USER_AGENT_VALUE: &str = concat!("sinch-auth-rust/", env!("CARGO_PKG_VERSI
 /// [`FetchError::Endpoint`]. Bodies over [`max_response_bytes`](Self::max_response_bytes)
 /// (64 KiB by default) are refused without being buffered.
 ///
+/// The token URL follows the crate's one host rule,
+/// [`check_token_url`](crate::host::check_token_url): `https` to a Sinch
+/// host or to a domain you [allow](Self::allow_domain), or loopback, never
+/// with userinfo. A URL breaking it is refused where it is named, by
+/// [`auth_host`](Self::auth_host), so no `OAuth2Source` (inside a layer or
+/// given to one as its [`token_source`](crate::SinchAuthBuilder::token_source))
+/// ever sends the key secret elsewhere.
+///
 /// ```
 /// use sinch_auth::token::OAuth2Source;
 ///
 /// let source = OAuth2Source::new().auth_host("http://127.0.0.1:8080")?;
 /// assert_eq!(source.token_url(), "http://127.0.0.1:8080/oauth2/token");
-/// // Credentials never travel over plain http to a non-loopback host.
+/// // Credentials never travel over plain http to a non-loopback host,
 /// assert!(OAuth2Source::new().auth_host("http://auth.example.com").is_err());
+/// // nor to a host that only looks like Sinch's,
+/// assert!(OAuth2Source::new().auth_host("https://auth.sinch.com.evil.example").is_err());
+/// // nor to another domain unless you allow it first.
+/// let proxy = OAuth2Source::new()
+///     .allow_domain("sinch-proxy.example.com")?
+///     .auth_host("https://auth.sinch-proxy.example.com")?;
+/// # let _ = proxy;
 /// # Ok::<(), sinch_auth::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct OAuth2Source {
     token_url: Uri,
+    /// Where the token URL may point (checked when it is set).
+    policy: HostPolicy,
     client: Arc<OnceLock<TokenHttpClient>>,
     max_response_bytes: usize,
     clock: Arc<dyn Clock>,
@@ -58,14 +76,41 @@ impl OAuth2Source {
     pub fn new() -> Self {
         Self {
             token_url: Uri::from_static("https://auth.sinch.com/oauth2/token"),
+            policy: HostPolicy::default(),
             client: Arc::new(OnceLock::new()),
             max_response_bytes: 64 * 1024,
             clock: Arc::new(SystemClock),
         }
     }
 
-    /// Uses another token host (`https://…`, or `http://` on loopback only).
-    /// The path `/oauth2/token` is appended.
+    /// Also lets the token URL point at `domain` and its subdomains, over
+    /// https. Call it before [`auth_host`](Self::auth_host), which checks
+    /// the host when it is given. (A layer's own fetch follows the layer's
+    /// [`allow_domain`](crate::SinchAuthBuilder::allow_domain) instead.)
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSetting`] if `domain` is not a host name.
+    pub fn allow_domain(mut self, domain: &str) -> Result<Self, ConfigError> {
+        self.policy.allow_domain(domain)?;
+        Ok(self)
+    }
+
+    /// The layer's host policy, for its own fetch.
+    pub(crate) fn with_policy(mut self, policy: HostPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Uses another token host: `https` to a Sinch host or an
+    /// [allowed domain](Self::allow_domain), or `http`/`https` on loopback
+    /// ([`check_token_url`](crate::host::check_token_url)). The path
+    /// `/oauth2/token` is appended.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidUrl`] for the field `auth host`, saying which
+    /// rule the host breaks (never its userinfo).
     pub fn auth_host(mut self, host: &str) -> Result<Self, ConfigError> {
         let invalid = |reason| ConfigError::InvalidUrl {
             field: "auth host",
@@ -82,17 +127,11 @@ impl OAuth2Source {
                 "must be scheme and host only; /oauth2/token is appended",
             ));
         }
-        let https = scheme.eq_ignore_ascii_case("https");
-        let loopback_http =
-            scheme.eq_ignore_ascii_case("http") && crate::host::is_loopback(authority.host());
-        if !https && !loopback_http {
-            return Err(invalid(
-                "must be https (plain http is allowed only on loopback)",
-            ));
-        }
-        self.token_url = format!("{scheme}://{authority}{TOKEN_PATH}")
+        let token_url = format!("{scheme}://{authority}{TOKEN_PATH}")
             .parse()
             .map_err(|_| invalid("cannot be parsed"))?;
+        check_token_url(&self.policy, &token_url)?;
+        self.token_url = token_url;
         Ok(self)
     }
 

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use super::replay::{ReplayEntry, ReplayMemory, ReplayStore, Window};
-use super::rotation::{Keyring, SecretUsed};
+use super::rotation::{Keyring, Record, SecretUsed, Update};
 use super::{Freshness, Rejection, Verified, Verifier, VerifyFuture, header, optional_header};
 use crate::clock::Clock;
 use crate::error::{ConfigError, CredentialKind};
@@ -95,9 +95,10 @@ impl ApplicationVerifier {
     /// [`RotatingCredentials`](crate::RotatingCredentials)) at every
     /// verification. After a rotation of the application key or secret, the
     /// replaced credentials are still accepted for the
-    /// [grace period](Self::grace_period), counted on this verifier's clock
-    /// from the first verification that sees the change. A change that
-    /// leaves no application credentials is ignored.
+    /// [grace period](Self::grace_period), counted from the rotation
+    /// ([`CredentialProvider::last_rotation`]) on the monotonic reading of
+    /// this verifier's [clock](Self::clock). A change that leaves no
+    /// application credentials is ignored.
     ///
     /// # Errors
     ///
@@ -115,8 +116,23 @@ impl ApplicationVerifier {
             if provider.current_id() == held.id() {
                 return None;
             }
-            let now = provider.credentials();
-            now.application().is_some().then_some(now)
+            let update = match provider.last_rotation() {
+                Some(rotation) if rotation.current().id() != held.id() => Update {
+                    current: Arc::clone(rotation.current()),
+                    // Credentials without an application never enter the
+                    // keyring, so one that replaced them cannot place when
+                    // the held application was replaced.
+                    record: match rotation.replaced().application() {
+                        Some(_) => Record::Rotation(rotation),
+                        None => Record::Unplaceable,
+                    },
+                },
+                _ => Update {
+                    current: provider.credentials(),
+                    record: Record::None,
+                },
+            };
+            update.current.application().is_some().then_some(update)
         });
         Ok(Self {
             keys: Keyring::rotating(current, fetch, same_application),
@@ -156,7 +172,8 @@ impl ApplicationVerifier {
         self
     }
 
-    /// Sets the clock freshness and the grace period are checked against.
+    /// Sets the clock freshness (wall time) and the grace period
+    /// ([monotonic](Clock::monotonic) time) are checked against.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.window.clock = Arc::new(clock);
         self
@@ -198,7 +215,7 @@ impl ApplicationVerifier {
 
     /// The applications accepted now, the current one first.
     fn applications(&self) -> Vec<(Arc<Credentials>, SecretUsed)> {
-        self.keys.candidates(self.window.clock.now())
+        self.keys.candidates(self.window.clock.monotonic())
     }
 
     /// The head of an application-signed request: key, timestamp, signature.

@@ -49,8 +49,9 @@
 //! - **Rotation**: each verifier can take its secrets from a provider
 //!   ([`ApplicationVerifier::from_provider`], [`WebhookVerifier::from_source`],
 //!   [`NumbersVerifier::from_source`]) and accepts the previous one for a
-//!   grace period after a rotation, or a fixed list; [`Verified`] says which
-//!   matched ([`SecretUsed`]).
+//!   grace period counted from the rotation itself ([`Rotation`]) on a
+//!   monotonic clock, or a fixed list; [`Verified`] says which matched
+//!   ([`SecretUsed`]).
 //!
 //! # Replay protection
 //!
@@ -107,7 +108,7 @@ pub use numbers::{NumbersVerifier, numbers_signature};
 pub use replay::{
     DEFAULT_REPLAY_CAPACITY, Freshness, RecordFuture, ReplayEntry, ReplayMemory, ReplayStore,
 };
-pub use rotation::{DEFAULT_GRACE_PERIOD, RotatingSecret, SecretSource, SecretUsed};
+pub use rotation::{DEFAULT_GRACE_PERIOD, RotatingSecret, Rotation, SecretSource, SecretUsed};
 pub use webhook::{WebhookVerifier, webhook_signature};
 
 #[cfg(feature = "redis")]

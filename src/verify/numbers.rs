@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-use super::rotation::{Keyring, SecretSource, SecretUsed};
+use super::rotation::{Keyring, SecretSource, SecretUsed, fetch_secret};
 use super::{Rejection, Verified, Verifier, header};
 use crate::clock::{Clock, SystemClock};
 
@@ -104,12 +104,8 @@ impl NumbersVerifier {
     /// rotation; see [`WebhookVerifier::from_source`](super::WebhookVerifier::from_source).
     pub fn from_source(source: impl SecretSource) -> Self {
         let current = source.secret();
-        let fetch = Box::new(move |held: &Arc<SecretString>| {
-            let now = source.secret();
-            (!Arc::ptr_eq(held, &now)).then_some(now)
-        });
         Self {
-            secrets: Keyring::rotating(current, fetch, same_secret),
+            secrets: Keyring::rotating(current, fetch_secret(source), same_secret),
             clock: Arc::new(SystemClock),
         }
     }
@@ -121,14 +117,15 @@ impl NumbersVerifier {
         self
     }
 
-    /// Sets the clock the grace period is counted on.
+    /// Sets the clock the grace period is counted on (its
+    /// [monotonic](Clock::monotonic) reading).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
     fn secrets(&self) -> Result<Vec<(Arc<SecretString>, SecretUsed)>, Rejection> {
-        let mut secrets = self.secrets.candidates(self.clock.now());
+        let mut secrets = self.secrets.candidates(self.clock.monotonic());
         secrets.retain(|(secret, _)| !secret.expose_secret().is_empty());
         if secrets.is_empty() {
             return Err(Rejection::EmptySecret);

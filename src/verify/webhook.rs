@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use super::replay::{ReplayEntry, ReplayMemory, ReplayStore, Window};
-use super::rotation::{Keyring, SecretSource, SecretUsed};
+use super::rotation::{Keyring, SecretSource, SecretUsed, fetch_secret};
 use super::{Freshness, Rejection, Verified, Verifier, VerifyFuture, header, optional_header};
 use crate::clock::Clock;
 use crate::scheme::application::hmac_sha256;
@@ -144,16 +144,14 @@ impl WebhookVerifier {
     /// Takes the secret from `source` (for example a [`RotatingSecret`](super::RotatingSecret)
     /// fed by your secret manager) at every verification. After a rotation,
     /// the secret it replaces is still accepted for the
-    /// [grace period](Self::grace_period), counted on this verifier's clock
-    /// from the first verification that sees the new secret.
+    /// [grace period](Self::grace_period), counted from the rotation
+    /// ([`SecretSource::last_rotation`]) on the monotonic reading of this
+    /// verifier's [clock](Self::clock), so stepping the wall clock does not
+    /// move it.
     pub fn from_source(source: impl SecretSource) -> Self {
         let current = source.secret();
-        let fetch = Box::new(move |held: &Arc<SecretString>| {
-            let now = source.secret();
-            (!Arc::ptr_eq(held, &now)).then_some(now)
-        });
         Self {
-            secrets: Keyring::rotating(current, fetch, same_secret),
+            secrets: Keyring::rotating(current, fetch_secret(source), same_secret),
             window: Window::default(),
         }
     }
@@ -171,7 +169,8 @@ impl WebhookVerifier {
         self
     }
 
-    /// Sets the clock freshness is checked against.
+    /// Sets the clock freshness is checked against (wall time) and the grace
+    /// period is counted on ([monotonic](Clock::monotonic) time).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.window.clock = Arc::new(clock);
         self
@@ -226,7 +225,7 @@ impl WebhookVerifier {
 
     /// The secrets accepted now, empty ones left out.
     fn secrets(&self) -> Result<Vec<(Arc<SecretString>, SecretUsed)>, Rejection> {
-        let mut secrets = self.secrets.candidates(self.window.clock.now());
+        let mut secrets = self.secrets.candidates(self.window.clock.monotonic());
         // An empty secret would accept an HMAC anyone can compute.
         secrets.retain(|(secret, _)| !secret.expose_secret().is_empty());
         if secrets.is_empty() {
