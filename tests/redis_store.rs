@@ -403,7 +403,7 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         .arg("resetchannels")
         .arg("-@all")
         .arg(
-            "+get +set +pttl +del +evalsha +script|load"
+            "+get +set +pttl +del +strlen +getrange +evalsha +script|load"
                 .split(' ')
                 .collect::<Vec<_>>(),
         )
@@ -425,6 +425,17 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         .get_or_fetch(store_key(), None, fetch())
         .await
         .unwrap();
+    // Junk too large to read at the refusal key: the second store looks at
+    // its first bytes only and deletes it, with the same user.
+    let failed = format!("billing:sinch:{{{}}}:failed", store_key().name());
+    let _: () = redis::cmd("SET")
+        .arg(&failed)
+        .arg(vec![b'x'; 64 * 1024])
+        .arg("PX")
+        .arg(30_000)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
     let second = stores[1]
         .get_or_fetch(store_key(), None, fetch())
         .await
@@ -437,6 +448,12 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         "shared through Redis, not fetched again"
     );
     assert_eq!(count.load(Ordering::SeqCst), 1);
+    let junk: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&failed)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(junk, None, "the junk was deleted");
     // The same user may not touch keys outside the prefix.
     let mut limited = redis::Client::open(url.as_str())
         .unwrap()
