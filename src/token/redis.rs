@@ -574,14 +574,18 @@ struct Snapshot {
 /// its first bytes) and its `PTTL`.
 type RawRecord = (u64, Option<Vec<u8>>, i64);
 
-/// The limits one `get_or_fetch` runs under.
+/// The limits one `get_or_fetch` runs under. Inside a layer, the refresher
+/// abandons the fetch at a deadline `D`, `T` after it started (its
+/// `fetch_timeout`): waiting ends by `D - T/4`, so a local fetch always
+/// has a quarter of the time; a command started before that ends by
+/// `D - T/8`; sharing the result and unlocking end by `D - T/32`.
 struct Call {
     /// The layer's wall clock (the system clock outside a layer).
     clock: Arc<dyn Clock>,
-    /// Waiting for another process's fetch ends here.
+    /// Waiting for another process's fetch ends here (`max_wait`, or
+    /// earlier to leave the fetch its time).
     wait_until: Instant,
-    /// Redis commands before the fetch end here, so the fetch keeps at
-    /// least a quarter of the refresher's time.
+    /// Redis commands before the fetch end here.
     redis_until: Option<Instant>,
     /// Redis commands after the fetch (sharing its result, unlocking) end
     /// here, before the refresher abandons the fetch.
@@ -592,22 +596,25 @@ impl Call {
     fn new(max_wait: Duration) -> Self {
         let now = Instant::now();
         let context = FETCH_CONTEXT.try_with(Clone::clone).ok();
-        let clock = context
-            .as_ref()
-            .map_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>, |c| c.clock.clone());
-        let (redis_until, after_until) = match context.map(|c| c.deadline) {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(now);
-                (Some(deadline - left / 4), Some(deadline - left / 16))
-            }
-            None => (None, None),
+        let clock = context.as_ref().map_or_else(
+            || Arc::new(SystemClock) as Arc<dyn Clock>,
+            |c| c.clock.clone(),
+        );
+        let waited = later(now, max_wait);
+        let Some(deadline) = context.map(|c| c.deadline) else {
+            return Self {
+                clock,
+                wait_until: waited,
+                redis_until: None,
+                after_until: None,
+            };
         };
-        let wait_until = later(now, max_wait);
+        let left = deadline.saturating_duration_since(now);
         Self {
             clock,
-            wait_until: redis_until.map_or(wait_until, |until| wait_until.min(until)),
-            redis_until,
-            after_until,
+            wait_until: waited.min(deadline - left / 4),
+            redis_until: Some(deadline - left / 8),
+            after_until: Some(deadline - left / 32),
         }
     }
 
