@@ -832,9 +832,10 @@ async fn a_token_refused_with_a_401_is_never_taken_from_the_store_again() {
     );
     assert_ne!(bearer_of_last_request(&sinch), refused_token);
 
-    // A hostile writer puts the refused token's record back; another
-    // layer on the same store, cold, must not take it.
-    plant(&redis, &token_key, &copied, 50_000).await;
+    // A hostile writer puts the refused token's record back, with less
+    // time to live than its token really has (50 of its 60 minutes);
+    // another layer on the same store, cold, must not take it.
+    plant(&redis, &token_key, &copied, 50 * 60 * 1000).await;
     sinch.clear_requests();
     let second = member_with(&sinch, shared.clone());
     assert_eq!(
