@@ -170,15 +170,20 @@ return 0
 /// all three in one hash slot (`{name}` is a Cluster hash tag):
 ///
 /// - `{prefix}{name}:token`: the token, sealed (XChaCha20-Poly1305 with the
-///   store key's record key, bound to the key's name), set with a `PX`
-///   expiry equal to its remaining lifetime. Remaining lifetimes are read
-///   back with `PTTL`, from Redis's clock: no process's clock is involved.
+///   store key's record key, bound to the key's name), stamped with its
+///   issued lifetime and its expiry by the writer's wall clock, and set
+///   with a `PX` expiry equal to its remaining lifetime. A reader counts
+///   the least of the key's `PTTL`, the issued lifetime and the time to
+///   the sealed expiry by its own wall clock (the layer's
+///   [`clock`](crate::SinchAuthBuilder::clock)): Redis can shorten a
+///   record's life, never lengthen it.
 /// - `{prefix}{name}:lock`: the single-flight lock, `SET NX PX` with a random
 ///   owner id; released by a compare-and-delete script, so a process never
 ///   removes a lock that expired and was taken by another.
 /// - `{prefix}{name}:failed`: for a short while after the token endpoint
-///   answered 429 or 5xx, the refusal (sealed too), so the rest of the fleet
-///   backs off with the process that saw it. An authentication failure
+///   answered 429 or 5xx, the refusal (sealed too, with the time it was
+///   made and its hold, at most a minute), so the rest of the fleet backs
+///   off with the process that saw it. An authentication failure
 ///   (400/401/403) is never shared: it says something about that process's
 ///   credentials, not about the endpoint.
 ///
@@ -188,13 +193,25 @@ return 0
 /// soon-to-expire token back. Otherwise it takes the lock and fetches, or
 /// waits while another process does, polling every
 /// [`poll_interval`](RedisTokenStoreBuilder::poll_interval) for at most
-/// [`max_wait`](RedisTokenStoreBuilder::max_wait); after that it fetches
-/// locally.
+/// [`max_wait`](RedisTokenStoreBuilder::max_wait), and never past three
+/// quarters of the layer's
+/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout); after
+/// that it fetches locally.
 ///
-/// Every record is checked when read: one that does not open with the
-/// key, holds a token no header can carry, has no expiry, or (a refusal)
-/// would hold the fleet off longer than a minute, is deleted and the token
-/// endpoint asked instead.
+/// Every record is checked when read. Its length is read first: one longer
+/// than 8 KiB is never read (ours are a few hundred bytes). One that is
+/// too long, does not open with the key, holds a token no header can
+/// carry, has no expiry, is past its own sealed expiry, holds a token the
+/// API refused (see below), or (a refusal) would hold the fleet off longer
+/// than a minute, is deleted if it is still the same record (compared by
+/// its length and first 25 bytes inside a script, never sent back), and
+/// the token endpoint asked instead. A record in another format version
+/// (an older release's) is ignored, not trusted; the next fetch replaces
+/// it.
+///
+/// When the API refuses a token as expired (401), the layer tells the
+/// store ([`TokenStore::refused`]); the store remembers it (a digest, the
+/// last 64) and never hands it out again, whatever its record says.
 ///
 /// If Redis cannot be reached, times out or errs, the process logs a warning
 /// (the error's kind, never its text) and fetches locally: the store never
@@ -206,12 +223,13 @@ return 0
 /// Without the key secret, a reader of Redis (a backup, a replica,
 /// `MONITOR`) sees sealed bytes under names it cannot link to a project or
 /// key, and a writer can delete records (the fleet then fetches) but cannot
-/// plant a token or a refusal. Still, give the store its own Redis user,
-/// limited to the prefix and to the commands it uses:
+/// forge a token or a refusal, nor make an old one live longer than its
+/// sealed times allow. Still, give the store its own Redis user, limited
+/// to the prefix and to the commands it uses:
 ///
 /// ```text
 /// ACL SETUSER sinch-auth on >password resetkeys ~billing-service:sinch-auth:* resetchannels
-///     -@all +get +set +pttl +del +evalsha +script|load
+///     -@all +get +set +pttl +del +strlen +getrange +evalsha +script|load
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
@@ -335,9 +353,11 @@ enum Endpoint {
 ///
 /// `max_wait` is longer than `lock_ttl` so that, when a holder dies, one
 /// waiter takes the expired lock over instead of the whole fleet fetching at
-/// once; both are below the layer's
-/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout) (10 s),
-/// which bounds the whole exchange with the store.
+/// once. The layer's
+/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout) (10 s)
+/// bounds the whole exchange with the store: whatever `max_wait` says, the
+/// wait ends when a quarter of that time is left, so the process still
+/// fetches its own token in time.
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[must_use]
 pub struct RedisTokenStoreBuilder {
@@ -394,7 +414,10 @@ impl RedisTokenStoreBuilder {
     }
 
     /// Longest a process waits for another process's fetch before fetching
-    /// itself (at most 10 min; zero fetches at once; default 7 s).
+    /// itself (at most 10 min; zero fetches at once; default 7 s). Inside a
+    /// layer the wait also ends when a quarter of the layer's
+    /// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout) is
+    /// left, so a longer `max_wait` never makes the fetch time out.
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = wait;
         self
