@@ -258,7 +258,8 @@ async fn an_oversized_record_is_named_by_its_kind_and_size_never_by_its_content(
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let name = sinch_auth::token::StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", &key());
+    let name =
+        sinch_auth::token::StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", &key());
     let marker = "PLANTED-CONTENT-7d1c";
     let mut c = redis.connection().await;
     for kind in ["token", "failed"] {

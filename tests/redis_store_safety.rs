@@ -22,8 +22,8 @@ use http::StatusCode;
 use http::header::AUTHORIZATION;
 use redis_server::RedisServer;
 use secrecy::ExposeSecret;
-use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
 use sinch_auth::clock::ManualClock;
+use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
 use sinch_auth::token::{
     RedisTokenStore, RefreshConfig, RefusedToken, StoreKey, Token, TokenFuture, TokenStore,
 };
@@ -518,7 +518,11 @@ fn member_on(
 
 async fn get_raw(redis: &RedisServer, key: &str) -> Option<Vec<u8>> {
     let mut c = redis.connection().await;
-    redis::cmd("GET").arg(key).query_async(&mut c).await.unwrap()
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
 }
 
 async fn plant(redis: &RedisServer, key: &str, value: &[u8], px: u64) {
@@ -784,7 +788,10 @@ async fn an_oversized_record_is_never_read_whole_nor_sent_back() {
     assert_eq!(get_raw(&redis, &redis_key("failed")).await, None);
     // A refusal too large to read is deleted even when no fetch follows.
     plant(&redis, &redis_key("failed"), &vec![b'y'; HUGE], 30_000).await;
-    let again = store.get_or_fetch(store_key(), None, fetch()).await.unwrap();
+    let again = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
     assert_eq!(value(&again), "tok-1");
     assert_eq!(get_raw(&redis, &redis_key("failed")).await, None);
 }
@@ -902,7 +909,10 @@ async fn a_refused_tokens_record_is_deleted_only_while_it_is_still_there() {
         .await
         .unwrap();
     let (count, fetch) = counting();
-    let fresh = store.get_or_fetch(store_key(), None, fetch()).await.unwrap();
+    let fresh = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
     assert_eq!(value(&fresh), "fresh");
     assert_eq!(count.load(Ordering::SeqCst), 0);
     assert_eq!(get_raw(&redis, &redis_key("token")).await, Some(other));
@@ -916,4 +926,30 @@ async fn a_refusal_claiming_a_hold_over_a_minute_does_not_block() {
         &format!(r#"{{"status":429,"at_ms":{},"hold_ms":3600000}}"#, now_ms()),
     );
     planted_record_is_replaced("failed", record, Some(30_000)).await;
+}
+
+#[tokio::test]
+async fn a_value_of_another_type_at_the_token_key_does_not_stall_the_fleet() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("HSET")
+        .arg(redis_key("token"))
+        .arg("field")
+        .arg("value")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting();
+    let store = RedisTokenStore::new(&redis.url()).unwrap();
+    let token = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_or_fetch(store_key(), None, fetch()),
+    )
+    .await
+    .expect("the store did not stall")
+    .unwrap();
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
 }

@@ -45,9 +45,9 @@ pub(crate) use cache::{TokenCache, TokenSlot};
 pub use http_client::{HyperClientBuilder, TokenHttpClient, TokenHttpResponse};
 pub(crate) use lifecycle::{Lifecycle, TokenSettings};
 pub use oauth2::OAuth2Source;
-pub(crate) use store::Stored;
 #[cfg(feature = "redis")]
 pub(crate) use store::FETCH_CONTEXT;
+pub(crate) use store::Stored;
 pub use store::{RefusedToken, StoreKey, TokenStore};
 
 use crate::clock::{Clock, SystemClock, unix_seconds};

@@ -80,9 +80,7 @@ for _, key in ipairs(KEYS) do
   else
     value = redis.call('GET', key)
   end
-  out[#out + 1] = size
-  out[#out + 1] = value
-  out[#out + 1] = redis.call('PTTL', key)
+  out[#out + 1] = {size, value, redis.call('PTTL', key)}
 end
 return out
 ",
@@ -648,8 +646,7 @@ impl Call {
 }
 
 fn unix_millis(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| millis(d))
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -921,13 +918,9 @@ impl Inner {
             .key(&keys.failed)
             .arg(MAX_RECORD_BYTES)
             .arg(RECORD_ID_BYTES);
-        let (token_size, raw, ttl_ms, refusal_size, raw_refusal, refusal_ttl_ms): (
-            u64,
-            Option<Vec<u8>>,
-            i64,
-            u64,
-            Option<Vec<u8>>,
-            i64,
+        let ((token_size, raw, ttl_ms), (refusal_size, raw_refusal, refusal_ttl_ms)): (
+            RawRecord,
+            RawRecord,
         ) = self
             .run("read", call.redis_until, |mut c| async move {
                 invocation.invoke_async(&mut c).await
@@ -1020,7 +1013,11 @@ impl Inner {
         }
     }
 
-    async fn try_lock(self: &Arc<Self>, keys: &Keys, call: &Call) -> Result<Option<Lock>, StoreError> {
+    async fn try_lock(
+        self: &Arc<Self>,
+        keys: &Keys,
+        call: &Call,
+    ) -> Result<Option<Lock>, StoreError> {
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(&keys.lock)
@@ -1450,7 +1447,10 @@ mod tests {
         assert!(matches!(open(&key, "k:token", &[3u8; 20]), Opened::Forged));
         let mut older = sealed.clone();
         older[0] = 2;
-        assert!(matches!(open(&key, "k:token", &older), Opened::OtherVersion));
+        assert!(matches!(
+            open(&key, "k:token", &older),
+            Opened::OtherVersion
+        ));
         assert!(!sealed.windows(7).any(|w| w == b"payload"));
     }
 
