@@ -1478,6 +1478,23 @@ mod tests {
     }
 
     #[test]
+    fn refused_tokens_are_remembered_up_to_a_bound_oldest_forgotten_first() {
+        let store = RedisTokenStore::new("redis://127.0.0.1:1/").unwrap();
+        let inner = &store.inner;
+        for n in 0..REFUSED_REMEMBERED {
+            store.refused(&RefusedToken::of(&format!("tok-{n}")));
+        }
+        store.refused(&RefusedToken::of("tok-0")); // already known: no room taken
+        assert!((0..REFUSED_REMEMBERED).all(|n| inner.was_refused(&format!("tok-{n}"))));
+        assert!(!inner.was_refused("tok-never"));
+        store.refused(&RefusedToken::of("tok-new"));
+        assert!(inner.was_refused("tok-new"));
+        assert!(!inner.was_refused("tok-0"), "the oldest is forgotten");
+        assert!(inner.was_refused("tok-1"));
+        assert_eq!(guard(&inner.refused).len(), REFUSED_REMEMBERED);
+    }
+
+    #[test]
     fn only_endpoint_refusals_are_shareable() {
         for status in [429, 500, 502, 503] {
             assert!(shareable(StatusCode::from_u16(status).unwrap()), "{status}");
