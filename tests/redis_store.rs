@@ -403,7 +403,7 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         .arg("resetchannels")
         .arg("-@all")
         .arg(
-            "+get +set +pttl +del +evalsha +script|load"
+            "+get +set +pttl +del +strlen +getrange +evalsha +script|load"
                 .split(' ')
                 .collect::<Vec<_>>(),
         )
@@ -425,6 +425,17 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         .get_or_fetch(store_key(), None, fetch())
         .await
         .unwrap();
+    // Junk too large to read at the refusal key: the second store looks at
+    // its first bytes only and deletes it, with the same user.
+    let failed = format!("billing:sinch:{{{}}}:failed", store_key().name());
+    let _: () = redis::cmd("SET")
+        .arg(&failed)
+        .arg(vec![b'x'; 64 * 1024])
+        .arg("PX")
+        .arg(30_000)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
     let second = stores[1]
         .get_or_fetch(store_key(), None, fetch())
         .await
@@ -437,6 +448,12 @@ async fn the_acl_in_the_docs_is_all_the_store_needs() {
         "shared through Redis, not fetched again"
     );
     assert_eq!(count.load(Ordering::SeqCst), 1);
+    let junk: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&failed)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(junk, None, "the junk was deleted");
     // The same user may not touch keys outside the prefix.
     let mut limited = redis::Client::open(url.as_str())
         .unwrap()
@@ -592,4 +609,51 @@ async fn a_custom_source_with_its_own_share_key_is_shared() {
     let (fetches, seen) = two_processes_with_a_custom_source(&redis, Some(key)).await;
     assert_eq!(seen, ["Bearer vault-1", "Bearer vault-1"]);
     assert_eq!(fetches, 1, "the second process took the shared token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lock_with_max_wait_beyond_the_fetch_timeout_still_fetches_locally() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let sinch = SinchStandIn::builder()
+        .access_key(&key())
+        .start()
+        .await
+        .unwrap();
+    // Both settings are accepted; the wait must end while the fetch still
+    // has time to ask the endpoint itself.
+    let refresh = RefreshConfig::default()
+        .fetch_timeout(Duration::from_secs(1))
+        .backoff_base(Duration::from_millis(50))
+        .backoff_cap(Duration::from_millis(200));
+    let store = RedisTokenStore::builder(&redis.url())
+        .max_wait(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let process = member(&sinch, store, refresh);
+    // Another process holds the layer's fetch lock for a minute.
+    let name = StoreKey::for_access_key(&format!("{}/oauth2/token", sinch.url()), &key());
+    let lock_key = format!("sinch-auth:{{{}}}:lock", name.name());
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(&lock_key)
+        .arg("a-stuck-process")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let request = get(format!("{}/v1/projects/proj-r/activeNumbers", sinch.url()));
+    let (status, _) = tokio::time::timeout(Duration::from_secs(10), send(&process, request))
+        .await
+        .expect("the request was answered");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sinch.token_requests(), 1, "the endpoint was asked once");
+    let lock: Option<String> = redis::cmd("GET")
+        .arg(&lock_key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(lock.as_deref(), Some("a-stuck-process"), "left alone");
 }

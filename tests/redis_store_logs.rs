@@ -251,3 +251,60 @@ async fn a_redis_error_repeating_the_command_never_reaches_the_logs() {
         "the text of a Redis error reply was logged:\n{text}"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_record_is_named_by_its_kind_and_size_never_by_its_content() {
+    let (logs, _guard) = LogBuffer::capture();
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let name =
+        sinch_auth::token::StoreKey::for_access_key("http://127.0.0.1:1/oauth2/token", &key());
+    let marker = "PLANTED-CONTENT-7d1c";
+    let mut c = redis.connection().await;
+    for kind in ["token", "failed"] {
+        let _: () = redis::cmd("SET")
+            .arg(format!("sinch-auth:{{{}}}:{kind}", name.name()))
+            .arg(marker.repeat(4096))
+            .arg("PX")
+            .arg(30_000)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let store = RedisTokenStore::new(&redis.url()).unwrap();
+    let fetch: sinch_auth::token::TokenFuture = Box::pin(async {
+        Ok(sinch_auth::token::Token::new(
+            "fetched-token-5e2a",
+            std::time::Duration::from_secs(60),
+        ))
+    });
+    use sinch_auth::token::TokenStore;
+    let token = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.get_or_fetch(name, None, fetch),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(token.value()),
+        "fetched-token-5e2a"
+    );
+    let text = logs.text();
+    let warnings: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("it is too large to be ours"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    for (warning, kind) in warnings.iter().zip(["token", "refusal"]) {
+        assert!(warning.contains("WARN"), "{warning}");
+        assert!(warning.contains(kind), "names the record: {warning}");
+        assert!(
+            warning.contains(&(marker.len() * 4096).to_string()),
+            "gives its size: {warning}"
+        );
+    }
+    assert!(!text.contains(marker), "the content was logged:\n{text}");
+    assert!(!text.contains("fetched-token-5e2a"), "a token was logged");
+}

@@ -22,8 +22,11 @@ use http::StatusCode;
 use http::header::AUTHORIZATION;
 use redis_server::RedisServer;
 use secrecy::ExposeSecret;
+use sinch_auth::clock::ManualClock;
 use sinch_auth::testkit::{SinchStandIn, StandInClient, TokenFailure};
-use sinch_auth::token::{RedisTokenStore, RefreshConfig, StoreKey, Token, TokenFuture, TokenStore};
+use sinch_auth::token::{
+    RedisTokenStore, RefreshConfig, RefusedToken, StoreKey, Token, TokenFuture, TokenStore,
+};
 use sinch_auth::{AccessKey, FetchError, Scheme, SinchAuth, SinchAuthLayer, StaticCredentials};
 use tower::{Layer, ServiceExt};
 
@@ -265,12 +268,17 @@ fn redis_key(kind: &str) -> String {
     format!("sinch-auth:{{{}}}:{kind}", store_key().name())
 }
 
-/// Seals a record the way docs/redis.md describes the format: version 2,
+/// Seals a record the way docs/redis.md describes the format: version 3,
 /// a 24-byte nonce, XChaCha20-Poly1305 under the store key's record key
 /// with the Redis key as associated data.
 fn seal(with: &StoreKey, redis_key: &str, plaintext: &str) -> Vec<u8> {
+    seal_as(3, with, redis_key, plaintext)
+}
+
+fn seal_as(version: u8, with: &StoreKey, redis_key: &str, plaintext: &str) -> Vec<u8> {
     let cipher = XChaCha20Poly1305::new(with.record_key().into());
-    let nonce = [7u8; 24];
+    let mut nonce = [0u8; 24];
+    getrandom::getrandom(&mut nonce).unwrap();
     let sealed = cipher
         .encrypt(
             &XNonce::from(nonce),
@@ -280,7 +288,7 @@ fn seal(with: &StoreKey, redis_key: &str, plaintext: &str) -> Vec<u8> {
             },
         )
         .unwrap();
-    let mut out = vec![2u8];
+    let mut out = vec![version];
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
     out
@@ -349,8 +357,24 @@ async fn planted_record_is_replaced(kind: &str, record: Vec<u8>, px: Option<u64>
     assert_eq!(failed, None, "no refusal record is left");
 }
 
+/// The wall clock now, in milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A token record issued now, living a minute.
 fn token_json(token: &str) -> String {
-    format!(r#"{{"token":"{token}","lifetime_ms":60000}}"#)
+    let expires_at_ms = now_ms() + 60_000;
+    format!(r#"{{"token":"{token}","lifetime_ms":60000,"expires_at_ms":{expires_at_ms}}}"#)
+}
+
+/// A refusal made now, holding the fleet off for half a minute.
+fn refusal_json(status: u16) -> String {
+    let at_ms = now_ms();
+    format!(r#"{{"status":{status},"at_ms":{at_ms},"hold_ms":30000}}"#)
 }
 
 #[tokio::test]
@@ -392,13 +416,13 @@ async fn a_token_record_without_an_expiry_is_replaced() {
 
 #[tokio::test]
 async fn a_refusal_without_an_expiry_does_not_block() {
-    let record = seal(&store_key(), &redis_key("failed"), r#"{"status":429}"#);
+    let record = seal(&store_key(), &redis_key("failed"), &refusal_json(429));
     planted_record_is_replaced("failed", record, None).await;
 }
 
 #[tokio::test]
 async fn a_refusal_longer_than_a_minute_does_not_block() {
-    let record = seal(&store_key(), &redis_key("failed"), r#"{"status":503}"#);
+    let record = seal(&store_key(), &redis_key("failed"), &refusal_json(503));
     planted_record_is_replaced("failed", record, Some(3_600_000)).await;
 }
 
@@ -408,13 +432,13 @@ async fn a_forged_refusal_does_not_block() {
         "http://127.0.0.1:1/oauth2/token",
         &AccessKey::new(PROJECT, KEY_ID, "another-secret").unwrap(),
     );
-    let record = seal(&other, &redis_key("failed"), r#"{"status":429}"#);
+    let record = seal(&other, &redis_key("failed"), &refusal_json(429));
     planted_record_is_replaced("failed", record, Some(30_000)).await;
 }
 
 #[tokio::test]
 async fn a_stored_authentication_failure_does_not_block() {
-    let record = seal(&store_key(), &redis_key("failed"), r#"{"status":401}"#);
+    let record = seal(&store_key(), &redis_key("failed"), &refusal_json(401));
     planted_record_is_replaced("failed", record, Some(30_000)).await;
 }
 
@@ -466,4 +490,466 @@ async fn a_refused_authentication_is_not_written_to_redis() {
         (1..=1000).contains(&ttl),
         "held for the first backoff step: {ttl} ms"
     );
+}
+
+// ---- Hostile records: replays, oversized values, tokens the API refused ----
+
+/// A process of the fleet on an injected wall clock (shared with the
+/// stand-in, so both agree when a token expires).
+fn member_on(
+    sinch: &SinchStandIn,
+    store: RedisTokenStore,
+    clock: &ManualClock,
+) -> SinchAuth<StandInClient> {
+    SinchAuthLayer::builder(StaticCredentials::new(owner_key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .clock(clock.clone())
+        .refresh(
+            RefreshConfig::default()
+                .backoff_base(Duration::from_millis(50))
+                .backoff_cap(Duration::from_millis(200)),
+        )
+        .token_store(store)
+        .build()
+        .unwrap()
+        .layer(sinch.client())
+}
+
+async fn get_raw(redis: &RedisServer, key: &str) -> Option<Vec<u8>> {
+    let mut c = redis.connection().await;
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+async fn plant(redis: &RedisServer, key: &str, value: &[u8], px: u64) {
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("PX")
+        .arg(px)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
+/// One request, given at most `limit` (a bug fails it rather than hangs it).
+async fn send_within(
+    limit: Duration,
+    member: &SinchAuth<StandInClient>,
+    sinch: &SinchStandIn,
+) -> Option<StatusCode> {
+    tokio::time::timeout(limit, try_send(member, sinch))
+        .await
+        .unwrap_or(None)
+}
+
+/// The Redis key of `kind` for a layer's credentials (its name depends on
+/// the stand-in's token URL): the one key of that kind in Redis, once a
+/// layer has written one.
+async fn layer_key(redis: &RedisServer, kind: &str) -> String {
+    let mut c = redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("sinch-auth:*:{kind}"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    keys.into_iter().next().unwrap()
+}
+
+const THIRTY_DAYS_MS: u64 = 30 * 24 * 3600 * 1000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_token_record_with_a_long_ttl_is_not_taken_after_its_expiry() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let clock = ManualClock::new(std::time::SystemTime::now());
+    let sinch = SinchStandIn::builder()
+        .access_key(&owner_key())
+        .clock(clock.clone())
+        .token_lifetime(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    let first = member_on(&sinch, RedisTokenStore::new(&redis.url()).unwrap(), &clock);
+    assert_eq!(try_send(&first, &sinch).await, Some(StatusCode::OK));
+    assert_eq!(sinch.token_requests(), 1);
+    let token_key = layer_key(&redis, "token").await;
+    let copied = get_raw(&redis, &token_key).await.unwrap();
+
+    // Two hours later the token is long expired; a hostile Redis writer
+    // puts the copy back with a 30-day TTL.
+    clock.advance(Duration::from_secs(2 * 3600));
+    plant(&redis, &token_key, &copied, THIRTY_DAYS_MS).await;
+
+    let cold = member_on(&sinch, RedisTokenStore::new(&redis.url()).unwrap(), &clock);
+    assert_eq!(
+        send_within(Duration::from_secs(10), &cold, &sinch).await,
+        Some(StatusCode::OK),
+        "the replayed, expired token stopped the process"
+    );
+    assert_eq!(sinch.token_requests(), 2, "the endpoint was asked again");
+    assert_eq!(sinch.api_rejected(), 0, "the expired token was never sent");
+    assert_ne!(
+        get_raw(&redis, &token_key).await.as_deref(),
+        Some(&copied[..]),
+        "the replayed record was replaced"
+    );
+}
+
+#[tokio::test]
+async fn a_token_record_never_has_more_life_left_than_it_was_issued_with() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    // A genuine record (sealed with the key) of a one-minute token, under
+    // a 30-day TTL.
+    let record = seal(&store_key(), &redis_key("token"), &token_json("one-minute"));
+    plant(&redis, &redis_key("token"), &record, THIRTY_DAYS_MS).await;
+    let (count, fetch) = counting();
+    let store = RedisTokenStore::new(&redis.url()).unwrap();
+    let token = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_or_fetch(store_key(), None, fetch()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(value(&token), "one-minute");
+    assert!(
+        token.expires_in() <= Duration::from_secs(60),
+        "taken with {:?} left",
+        token.expires_in()
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn records_stamped_far_ahead_of_the_clock_or_in_the_old_format_are_not_taken() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let ahead = format!(
+        r#"{{"token":"from-the-future","lifetime_ms":60000,"expires_at_ms":{}}}"#,
+        now_ms() + 3_600_000
+    );
+    let old = r#"{"token":"old-format","lifetime_ms":60000}"#;
+    for (version, json) in [(3, &ahead[..]), (2, old)] {
+        let record = seal_as(version, &store_key(), &redis_key("token"), json);
+        plant(&redis, &redis_key("token"), &record, 60_000).await;
+        let (count, fetch) = counting();
+        let store = RedisTokenStore::new(&redis.url()).unwrap();
+        let token = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.get_or_fetch(store_key(), None, fetch()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(value(&token), "tok-1", "{json}");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_refusal_expires_by_its_own_time() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let clock = ManualClock::new(std::time::SystemTime::now());
+    let sinch = SinchStandIn::builder()
+        .access_key(&owner_key())
+        .clock(clock.clone())
+        .start()
+        .await
+        .unwrap();
+    // One process is refused with a 503; the refusal is shared for a second.
+    sinch.fail_next_token_requests(1, TokenFailure::status(StatusCode::SERVICE_UNAVAILABLE));
+    let first = member_on(&sinch, RedisTokenStore::new(&redis.url()).unwrap(), &clock);
+    let request = {
+        let (first, sinch) = (first.clone(), sinch.url());
+        tokio::spawn(async move {
+            let call = first.oneshot(get(format!("{sinch}/v1/projects/{PROJECT}/activeNumbers")));
+            tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .map(|r| r.map(|r| r.status()).ok())
+        })
+    };
+    // A hostile writer copies it while it is there…
+    let (failed_key, copied) = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let mut c = redis.connection().await;
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg("sinch-auth:*:failed")
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if let Some(key) = keys.first() {
+                if let Some(raw) = get_raw(&redis, key).await {
+                    return (key.clone(), raw);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the refusal was shared");
+    assert_eq!(
+        request.await.unwrap().unwrap(),
+        Some(StatusCode::OK),
+        "the process recovered after the hold"
+    );
+    let asked = sinch.token_requests();
+
+    // …and plants it again two minutes later, with 59 s to live.
+    clock.advance(Duration::from_secs(120));
+    plant(&redis, &failed_key, &copied, 59_000).await;
+    let cold = member_on(&sinch, RedisTokenStore::new(&redis.url()).unwrap(), &clock);
+    // Make the shared token unusable for it, so it must ask.
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("DEL")
+        .arg(failed_key.replace(":failed", ":token"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        send_within(Duration::from_secs(5), &cold, &sinch).await,
+        Some(StatusCode::OK),
+        "the replayed refusal held the process off"
+    );
+    assert_eq!(sinch.token_requests(), asked + 1, "the endpoint was asked");
+    assert_eq!(get_raw(&redis, &failed_key).await, None);
+}
+
+/// Redis's own count of bytes it received and sent.
+async fn net_bytes(redis: &RedisServer) -> (u64, u64) {
+    let mut c = redis.connection().await;
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (
+        field("total_net_input_bytes"),
+        field("total_net_output_bytes"),
+    )
+}
+
+#[tokio::test]
+async fn an_oversized_record_is_never_read_whole_nor_sent_back() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    const HUGE: usize = 8 * 1024 * 1024;
+    // Starts with a real record's first bytes, so only its size gives it away.
+    let mut huge = seal(&store_key(), &redis_key("token"), &token_json("x"));
+    huge.resize(HUGE, b'x');
+    plant(&redis, &redis_key("token"), &huge, 60_000).await;
+    plant(&redis, &redis_key("failed"), &vec![b'y'; HUGE], 30_000).await;
+    let (count, fetch) = counting();
+    let store = RedisTokenStore::new(&redis.url()).unwrap();
+    let (in_before, out_before) = net_bytes(&redis).await;
+    let token = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_or_fetch(store_key(), None, fetch()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (in_after, out_after) = net_bytes(&redis).await;
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let (sent_to_redis, read_from_redis) = (in_after - in_before, out_after - out_before);
+    assert!(
+        read_from_redis < 64 * 1024,
+        "read {read_from_redis} bytes from Redis"
+    );
+    assert!(
+        sent_to_redis < 64 * 1024,
+        "sent {sent_to_redis} bytes to Redis"
+    );
+    // Both were replaced or removed.
+    let stored = get_raw(&redis, &redis_key("token")).await.unwrap();
+    assert!(stored.len() < 1024, "the fetched token replaced it");
+    assert_eq!(get_raw(&redis, &redis_key("failed")).await, None);
+    // A refusal too large to read is deleted even when no fetch follows.
+    plant(&redis, &redis_key("failed"), &vec![b'y'; HUGE], 30_000).await;
+    let again = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&again), "tok-1");
+    assert_eq!(get_raw(&redis, &redis_key("failed")).await, None);
+}
+
+/// A process of the fleet with a store of its own choosing.
+fn member_with(sinch: &SinchStandIn, store: RedisTokenStore) -> SinchAuth<StandInClient> {
+    SinchAuthLayer::builder(StaticCredentials::new(owner_key()))
+        .scheme(Scheme::OAuth2)
+        .auth_host(&sinch.url())
+        .refresh(
+            RefreshConfig::default()
+                .backoff_base(Duration::from_millis(50))
+                .backoff_cap(Duration::from_millis(200)),
+        )
+        .token_store(store)
+        .build()
+        .unwrap()
+        .layer(sinch.client())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_with_a_401_is_never_taken_from_the_store_again() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let sinch = SinchStandIn::builder()
+        .access_key(&owner_key())
+        .start()
+        .await
+        .unwrap();
+    let seeder = member(&sinch, &redis, owner_key());
+    assert_eq!(try_send(&seeder, &sinch).await, Some(StatusCode::OK));
+    let refused_token = bearer_of_last_request(&sinch);
+    let token_key = layer_key(&redis, "token").await;
+    let copied = get_raw(&redis, &token_key).await.unwrap();
+
+    // The API stops accepting it (revoked) while its record says it lives.
+    sinch.expire_tokens();
+    let shared = RedisTokenStore::new(&redis.url()).unwrap();
+    let first = member_with(&sinch, shared.clone());
+    assert_eq!(
+        send_within(Duration::from_secs(10), &first, &sinch).await,
+        Some(StatusCode::OK),
+        "recovered from the 401 with a new token"
+    );
+    assert_ne!(bearer_of_last_request(&sinch), refused_token);
+
+    // A hostile writer puts the refused token's record back, with less
+    // time to live than its token really has (50 of its 60 minutes);
+    // another layer on the same store, cold, must not take it.
+    plant(&redis, &token_key, &copied, 50 * 60 * 1000).await;
+    sinch.clear_requests();
+    let second = member_with(&sinch, shared.clone());
+    assert_eq!(
+        send_within(Duration::from_secs(10), &second, &sinch).await,
+        Some(StatusCode::OK)
+    );
+    let carried: Vec<_> = sinch
+        .requests()
+        .iter()
+        .filter_map(|r| r.headers.get(AUTHORIZATION).cloned())
+        .collect();
+    assert!(
+        !carried
+            .iter()
+            .any(|h| h.to_str().unwrap() == format!("Bearer {refused_token}")),
+        "the refused token was sent again"
+    );
+    assert_ne!(
+        get_raw(&redis, &token_key).await.as_deref(),
+        Some(&copied[..]),
+        "the refused token's record is gone from Redis"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_tokens_record_is_deleted_only_while_it_is_still_there() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let record = seal(&store_key(), &redis_key("token"), &token_json("revoked"));
+    plant(&redis, &redis_key("token"), &record, 60_000).await;
+    let store = RedisTokenStore::new(&redis.url()).unwrap();
+    store.refused(&RefusedToken::of("revoked"));
+    // The endpoint is down: the fleet gets a refusal, and the refused
+    // token is not handed out in its place.
+    let refused: TokenFuture = Box::pin(async {
+        Err(FetchError::Endpoint {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: None,
+            description: None,
+            retry_after: None,
+        })
+    });
+    let error = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_or_fetch(store_key(), None, refused),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        get_raw(&redis, &redis_key("token")).await,
+        None,
+        "the refused token's record was deleted"
+    );
+    // A different record under the same key is left alone.
+    let other = seal(&store_key(), &redis_key("token"), &token_json("fresh"));
+    plant(&redis, &redis_key("token"), &other, 60_000).await;
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("DEL")
+        .arg(redis_key("failed"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting();
+    let fresh = store
+        .get_or_fetch(store_key(), None, fetch())
+        .await
+        .unwrap();
+    assert_eq!(value(&fresh), "fresh");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    assert_eq!(get_raw(&redis, &redis_key("token")).await, Some(other));
+}
+
+#[tokio::test]
+async fn a_refusal_claiming_a_hold_over_a_minute_does_not_block() {
+    let record = seal(
+        &store_key(),
+        &redis_key("failed"),
+        &format!(r#"{{"status":429,"at_ms":{},"hold_ms":3600000}}"#, now_ms()),
+    );
+    planted_record_is_replaced("failed", record, Some(30_000)).await;
+}
+
+#[tokio::test]
+async fn a_value_of_another_type_at_the_token_key_does_not_stall_the_fleet() {
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let mut c = redis.connection().await;
+    let _: () = redis::cmd("HSET")
+        .arg(redis_key("token"))
+        .arg("field")
+        .arg("value")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let (count, fetch) = counting();
+    let store = RedisTokenStore::new(&redis.url()).unwrap();
+    let token = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get_or_fetch(store_key(), None, fetch()),
+    )
+    .await
+    .expect("the store did not stall")
+    .unwrap();
+    assert_eq!(value(&token), "tok-1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
 }

@@ -34,7 +34,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{FetchRequest, Token, TokenSource};
+use super::{FetchRequest, RefusedToken, Token, TokenSource};
 use crate::clock::Clock;
 use crate::error::{AuthError, FetchError};
 use crate::observe;
@@ -113,6 +113,11 @@ macro_rules! setter {
 }
 
 impl RefreshConfig {
+    /// The limit on one fetch attempt (for a store bounding its waits by it).
+    pub(crate) fn fetch_timeout_setting(&self) -> Duration {
+        self.fetch_timeout
+    }
+
     setter! {
         /// Limit on one fetch attempt.
         fetch_timeout: Duration,
@@ -677,6 +682,7 @@ impl Shared {
                 source = self.source.name(),
                 "token rejected as expired by the API; cleared, refetching"
             );
+            self.source.refused(&RefusedToken::of_header(&held.header));
             self.status.send_modify(|_| {}); // wakes the waiters: they look again
             self.send(Command::Refresh);
         }

@@ -106,7 +106,12 @@ impl Lifecycle {
                 .clone()
                 .unwrap_or_else(|| Arc::new(settings.oauth2.clone().with_clock(clock.clone())));
             match &settings.store {
-                Some(store) => cache(Arc::new(Stored::new(store.clone(), source))),
+                Some(store) => cache(Arc::new(Stored::new(
+                    store.clone(),
+                    source,
+                    clock.clone(),
+                    settings.refresh.fetch_timeout_setting(),
+                ))),
                 None => cache(source),
             }
         });

@@ -45,8 +45,10 @@ pub(crate) use cache::{TokenCache, TokenSlot};
 pub use http_client::{HyperClientBuilder, TokenHttpClient, TokenHttpResponse};
 pub(crate) use lifecycle::{Lifecycle, TokenSettings};
 pub use oauth2::OAuth2Source;
+#[cfg(feature = "redis")]
+pub(crate) use store::FETCH_CONTEXT;
 pub(crate) use store::Stored;
-pub use store::{StoreKey, TokenStore};
+pub use store::{RefusedToken, StoreKey, TokenStore};
 
 use crate::clock::{Clock, SystemClock, unix_seconds};
 use crate::error::{CredentialKind, FetchError};
@@ -191,6 +193,16 @@ pub trait TokenSource: Send + Sync + 'static {
         let _ = credentials;
         None
     }
+
+    /// The API refused `token`, which this source returned, as expired (a
+    /// 401 `expired`); the cache has already dropped it. A source that
+    /// shares tokens between processes must never return it again (a
+    /// [`TokenStore`] behind the layer is told through
+    /// [`TokenStore::refused`]). Called on the request path: keep it cheap
+    /// and never block. The default does nothing.
+    fn refused(&self, token: &RefusedToken) {
+        let _ = token;
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -204,6 +216,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 
     fn share_key(&self, credentials: &Credentials) -> Option<StoreKey> {
         (**self).share_key(credentials)
+    }
+
+    fn refused(&self, token: &RefusedToken) {
+        (**self).refused(token);
     }
 }
 

@@ -1,9 +1,10 @@
 //! Fleet-wide token sharing through Redis (feature `redis`); see [`RedisTokenStore`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ::redis::{Client, RedisResult, Script, Value};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -14,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use super::cache::later;
 use super::redis_connection::{Connection, ErrorSummary, Target, TlsOptions};
-use super::{StoreKey, Token, TokenFuture, TokenStore};
+use super::{FETCH_CONTEXT, RefusedToken, StoreKey, Token, TokenFuture, TokenStore};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{ConfigError, FetchError};
 use crate::scheme;
 
@@ -37,15 +40,49 @@ const DEFAULT_FAILURE_HOLD: Duration = Duration::from_secs(1);
 /// be reached, before fetching locally.
 const MAX_GLITCHES: u32 = 3;
 
-/// The first byte of every sealed record: its format.
-const RECORD_VERSION: u8 = 2;
+/// The first byte of every sealed record: its format. Version 3 records
+/// carry their own wall-clock times; records of another version are
+/// ignored (neither trusted nor deleted).
+const RECORD_VERSION: u8 = 3;
 
-/// Reads the token and the refusal record with their remaining lives.
+/// The largest record read. Ours are a few hundred bytes; anything longer
+/// is not read at all (its length is asked first) and is deleted unread.
+const MAX_RECORD_BYTES: u64 = 8 * 1024;
+
+/// A record is known by its first bytes (the version and the random nonce)
+/// and its length: enough to delete it only if it is still there, without
+/// sending it back to Redis.
+const RECORD_ID_BYTES: usize = 25;
+
+/// How far the fleet's wall clocks may disagree. A record stamped later
+/// than this ahead of the reader's clock is ignored; within it, a reader
+/// whose clock is behind the writer's counts a record alive up to this
+/// much longer than it is.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10);
+
+/// How many tokens refused by the API a store remembers, never to hand
+/// them out again (the oldest is forgotten first).
+const REFUSED_REMEMBERED: usize = 64;
+
+/// Reads the token and the refusal record: for each, its length, its value
+/// (only its first bytes if it is longer than `ARGV[1]`) and its remaining
+/// life.
 static READ: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]),
-        redis.call('GET', KEYS[2]), redis.call('PTTL', KEYS[2])}
+local cap = tonumber(ARGV[1])
+local out = {}
+for _, key in ipairs(KEYS) do
+  local size = redis.call('STRLEN', key)
+  local value
+  if size > cap then
+    value = redis.call('GETRANGE', key, 0, tonumber(ARGV[2]) - 1)
+  else
+    value = redis.call('GET', key)
+  end
+  out[#out + 1] = {size, value, redis.call('PTTL', key)}
+end
+return out
 ",
     )
 });
@@ -64,12 +101,27 @@ return 1
     )
 });
 
-/// Deletes a key only if it still holds the given value: the lock this
-/// process owns, or the bad record it read.
-static DELETE_IF_UNCHANGED: LazyLock<Script> = LazyLock::new(|| {
+/// Deletes the lock only if it still holds this process's owner id.
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('STRLEN', KEYS[1]) == #ARGV[1] and redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Deletes a record only if it is still the one read: same length
+/// (`ARGV[2]`), same first bytes (`ARGV[1]`, its version and nonce).
+static DELETE_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2])
+   and redis.call('GETRANGE', KEYS[1], 0, #ARGV[1] - 1) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 ",
     )
@@ -116,15 +168,20 @@ return 0
 /// all three in one hash slot (`{name}` is a Cluster hash tag):
 ///
 /// - `{prefix}{name}:token`: the token, sealed (XChaCha20-Poly1305 with the
-///   store key's record key, bound to the key's name), set with a `PX`
-///   expiry equal to its remaining lifetime. Remaining lifetimes are read
-///   back with `PTTL`, from Redis's clock: no process's clock is involved.
+///   store key's record key, bound to the key's name), stamped with its
+///   issued lifetime and its expiry by the writer's wall clock, and set
+///   with a `PX` expiry equal to its remaining lifetime. A reader counts
+///   the least of the key's `PTTL`, the issued lifetime and the time to
+///   the sealed expiry by its own wall clock (the layer's
+///   [`clock`](crate::SinchAuthBuilder::clock)): Redis can shorten a
+///   record's life, never lengthen it.
 /// - `{prefix}{name}:lock`: the single-flight lock, `SET NX PX` with a random
 ///   owner id; released by a compare-and-delete script, so a process never
 ///   removes a lock that expired and was taken by another.
 /// - `{prefix}{name}:failed`: for a short while after the token endpoint
-///   answered 429 or 5xx, the refusal (sealed too), so the rest of the fleet
-///   backs off with the process that saw it. An authentication failure
+///   answered 429 or 5xx, the refusal (sealed too, with the time it was
+///   made and its hold, at most a minute), so the rest of the fleet backs
+///   off with the process that saw it. An authentication failure
 ///   (400/401/403) is never shared: it says something about that process's
 ///   credentials, not about the endpoint.
 ///
@@ -134,13 +191,25 @@ return 0
 /// soon-to-expire token back. Otherwise it takes the lock and fetches, or
 /// waits while another process does, polling every
 /// [`poll_interval`](RedisTokenStoreBuilder::poll_interval) for at most
-/// [`max_wait`](RedisTokenStoreBuilder::max_wait); after that it fetches
-/// locally.
+/// [`max_wait`](RedisTokenStoreBuilder::max_wait), and never past three
+/// quarters of the layer's
+/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout); after
+/// that it fetches locally.
 ///
-/// Every record is checked when read: one that does not open with the
-/// key, holds a token no header can carry, has no expiry, or (a refusal)
-/// would hold the fleet off longer than a minute, is deleted and the token
-/// endpoint asked instead.
+/// Every record is checked when read. Its length is read first: one longer
+/// than 8 KiB is never read (ours are a few hundred bytes). One that is
+/// too long, does not open with the key, holds a token no header can
+/// carry, has no expiry, is past its own sealed expiry, holds a token the
+/// API refused (see below), or (a refusal) would hold the fleet off longer
+/// than a minute, is deleted if it is still the same record (compared by
+/// its length and first 25 bytes inside a script, never sent back), and
+/// the token endpoint asked instead. A record in another format version
+/// (an older release's) is ignored, not trusted; the next fetch replaces
+/// it.
+///
+/// When the API refuses a token as expired (401), the layer tells the
+/// store ([`TokenStore::refused`]); the store remembers it (a digest, the
+/// last 64) and never hands it out again, whatever its record says.
 ///
 /// If Redis cannot be reached, times out or errs, the process logs a warning
 /// (the error's kind, never its text) and fetches locally: the store never
@@ -152,12 +221,13 @@ return 0
 /// Without the key secret, a reader of Redis (a backup, a replica,
 /// `MONITOR`) sees sealed bytes under names it cannot link to a project or
 /// key, and a writer can delete records (the fleet then fetches) but cannot
-/// plant a token or a refusal. Still, give the store its own Redis user,
-/// limited to the prefix and to the commands it uses:
+/// forge a token or a refusal, nor make an old one live longer than its
+/// sealed times allow. Still, give the store its own Redis user, limited
+/// to the prefix and to the commands it uses:
 ///
 /// ```text
 /// ACL SETUSER sinch-auth on >password resetkeys ~billing-service:sinch-auth:* resetchannels
-///     -@all +get +set +pttl +del +evalsha +script|load
+///     -@all +get +set +pttl +del +strlen +getrange +evalsha +script|load
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[derive(Clone)]
@@ -252,6 +322,13 @@ impl TokenStore for RedisTokenStore {
         let inner = self.inner.clone();
         Box::pin(async move { inner.get_or_fetch(key, must_outlive, fetch).await })
     }
+
+    /// Remembers the token (a digest of it, the last 64 refused), never to
+    /// take it from Redis again; the record holding it is deleted when next
+    /// read, if it is still the same record.
+    fn refused(&self, token: &RefusedToken) {
+        self.inner.remember_refused(token);
+    }
 }
 
 enum Endpoint {
@@ -274,9 +351,11 @@ enum Endpoint {
 ///
 /// `max_wait` is longer than `lock_ttl` so that, when a holder dies, one
 /// waiter takes the expired lock over instead of the whole fleet fetching at
-/// once; both are below the layer's
-/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout) (10 s),
-/// which bounds the whole exchange with the store.
+/// once. The layer's
+/// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout) (10 s)
+/// bounds the whole exchange with the store: whatever `max_wait` says, the
+/// wait ends when a quarter of that time is left, so the process still
+/// fetches its own token in time.
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[must_use]
 pub struct RedisTokenStoreBuilder {
@@ -333,7 +412,10 @@ impl RedisTokenStoreBuilder {
     }
 
     /// Longest a process waits for another process's fetch before fetching
-    /// itself (at most 10 min; zero fetches at once; default 7 s).
+    /// itself (at most 10 min; zero fetches at once; default 7 s). Inside a
+    /// layer the wait also ends when a quarter of the layer's
+    /// [`fetch_timeout`](crate::token::RefreshConfig::fetch_timeout) is
+    /// left, so a longer `max_wait` never makes the fetch time out.
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = wait;
         self
@@ -420,6 +502,7 @@ impl RedisTokenStoreBuilder {
                 max_wait: self.max_wait,
                 poll_interval: self.poll_interval,
                 op_timeout: self.op_timeout,
+                refused: Mutex::new(VecDeque::new()),
             }),
         })
     }
@@ -457,6 +540,8 @@ struct Inner {
     max_wait: Duration,
     poll_interval: Duration,
     op_timeout: Duration,
+    /// Tokens the API refused (401 `expired`): never handed out again.
+    refused: Mutex<VecDeque<RefusedToken>>,
 }
 
 struct Keys {
@@ -465,25 +550,37 @@ struct Keys {
     failed: String,
 }
 
-/// A token as sealed in Redis. Its remaining life is the key's `PTTL`.
+/// A token as sealed in Redis (format 3). Its remaining life is the least
+/// of the key's `PTTL`, its issued lifetime and the time to `expires_at_ms`.
 #[derive(Serialize, Deserialize)]
 struct Record {
     token: String,
-    /// The lifetime it was issued with, for the 15 % rule.
+    /// The lifetime it was issued with: the most life it can have left,
+    /// and the base of the 15 % rule.
     lifetime_ms: u64,
+    /// When it expires, in milliseconds since the Unix epoch by the
+    /// writer's wall clock.
+    expires_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
 }
 
-/// A refusal from the token endpoint, shared with the fleet for a moment.
+/// A refusal from the token endpoint, shared with the fleet for a moment
+/// (format 3): it holds the fleet off from `at_ms` for `hold_ms`, whatever
+/// the key's `PTTL` says.
 #[derive(Serialize, Deserialize)]
 struct Refusal {
     status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    /// Whether the endpoint sent `Retry-After` (the hold is the key's `PTTL`).
+    /// Whether the endpoint sent `Retry-After`.
     #[serde(default)]
     retry_after: bool,
+    /// When the endpoint refused, in milliseconds since the Unix epoch by
+    /// the writer's wall clock.
+    at_ms: u64,
+    /// How long the fleet holds off from `at_ms` (at most a minute).
+    hold_ms: u64,
 }
 
 /// What Redis holds for a key right now.
@@ -492,6 +589,64 @@ struct Snapshot {
     token: Option<Token>,
     /// A refusal, with the hold it has left.
     refusal: Option<(Refusal, Duration)>,
+}
+
+/// One record as read: its length, its value (or, if too long to read,
+/// its first bytes) and its `PTTL`.
+type RawRecord = (u64, Option<Vec<u8>>, i64);
+
+/// The limits one `get_or_fetch` runs under. Inside a layer, the refresher
+/// abandons the fetch at a deadline `D`, `T` after it started (its
+/// `fetch_timeout`): waiting ends by `D - T/4`, so a local fetch always
+/// has a quarter of the time; a command started before that ends by
+/// `D - T/8`; sharing the result and unlocking end by `D - T/32`.
+struct Call {
+    /// The layer's wall clock (the system clock outside a layer).
+    clock: Arc<dyn Clock>,
+    /// Waiting for another process's fetch ends here (`max_wait`, or
+    /// earlier to leave the fetch its time).
+    wait_until: Instant,
+    /// Redis commands before the fetch end here.
+    redis_until: Option<Instant>,
+    /// Redis commands after the fetch (sharing its result, unlocking) end
+    /// here, before the refresher abandons the fetch.
+    after_until: Option<Instant>,
+}
+
+impl Call {
+    fn new(max_wait: Duration) -> Self {
+        let now = Instant::now();
+        let context = FETCH_CONTEXT.try_with(Clone::clone).ok();
+        let clock = context.as_ref().map_or_else(
+            || Arc::new(SystemClock) as Arc<dyn Clock>,
+            |c| c.clock.clone(),
+        );
+        let waited = later(now, max_wait);
+        let Some(deadline) = context.map(|c| c.deadline) else {
+            return Self {
+                clock,
+                wait_until: waited,
+                redis_until: None,
+                after_until: None,
+            };
+        };
+        let left = deadline.saturating_duration_since(now);
+        Self {
+            clock,
+            wait_until: waited.min(deadline - left / 4),
+            redis_until: Some(deadline - left / 8),
+            after_until: Some(deadline - left / 32),
+        }
+    }
+
+    /// The wall clock now, in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64 {
+        unix_millis(self.clock.now())
+    }
+}
+
+fn unix_millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -528,33 +683,60 @@ fn seal(key: &StoreKey, redis_key: &str, plaintext: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Opens what [`seal`] made for this key and Redis key; `None` for anything else.
-fn open(key: &StoreKey, redis_key: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    let (&version, rest) = sealed.split_first()?;
-    if version != RECORD_VERSION || rest.len() < 24 {
-        return None;
+/// What opening a sealed record found.
+enum Opened {
+    Plain(Zeroizing<Vec<u8>>),
+    /// Another format version (an older or newer release of this store).
+    OtherVersion,
+    /// Not a record sealed with this key for this Redis key.
+    Forged,
+}
+
+/// Opens what [`seal`] made for this key and Redis key.
+fn open(key: &StoreKey, redis_key: &str, sealed: &[u8]) -> Opened {
+    let Some((&version, rest)) = sealed.split_first() else {
+        return Opened::Forged;
+    };
+    if version != RECORD_VERSION {
+        return Opened::OtherVersion;
     }
-    let (nonce, body) = rest.split_at(24);
-    let nonce = XNonce::from(<[u8; 24]>::try_from(nonce).ok()?);
+    let Some((nonce, body)) = rest.split_first_chunk::<24>() else {
+        return Opened::Forged;
+    };
     let cipher = XChaCha20Poly1305::new(key.record_key().into());
     cipher
         .decrypt(
-            &nonce,
+            &XNonce::from(*nonce),
             Payload {
                 msg: body,
                 aad: redis_key.as_bytes(),
             },
         )
-        .ok()
-        .map(Zeroizing::new)
+        .map_or(Opened::Forged, |plain| Opened::Plain(Zeroizing::new(plain)))
 }
 
 /// A stored record's verdict.
 enum Checked<T> {
     Absent,
     Good(T),
-    /// Not something this store wrote for this key: delete it.
+    /// Not usable, but possibly another release's or clock's: leave it.
+    Ignored(&'static str),
+    /// Not usable by anyone (forged, oversized, past its own expiry, refused
+    /// by the API): delete it, if it is still there.
     Bad(&'static str),
+}
+
+/// The wall-clock life left of something that started at `start_ms` and
+/// lasts `length_ms`, read at `now_ms`; `None` if it starts further ahead
+/// of the reader's clock than the fleet's clocks may disagree.
+fn life_left(start_ms: u64, length_ms: u64, now_ms: u64) -> Option<Duration> {
+    if start_ms > now_ms.saturating_add(millis(MAX_CLOCK_SKEW)) {
+        return None;
+    }
+    let end_ms = start_ms.saturating_add(length_ms);
+    Some(Duration::from_millis(
+        end_ms.saturating_sub(now_ms).min(length_ms),
+    ))
 }
 
 impl Inner {
@@ -568,43 +750,65 @@ impl Inner {
         }
     }
 
-    async fn connection(&self) -> Result<Connection, StoreError> {
+    /// The limit on the next command: `op_timeout`, cut to what is left
+    /// until `until`.
+    fn limit(&self, until: Option<Instant>) -> Duration {
+        until.map_or(self.op_timeout, |until| {
+            until
+                .saturating_duration_since(Instant::now())
+                .min(self.op_timeout)
+        })
+    }
+
+    async fn connection(&self, limit: Duration) -> Result<Connection, StoreError> {
         if let Some(connection) = guard(&self.connection).clone() {
             return Ok(connection);
         }
-        let connection =
-            tokio::time::timeout(self.op_timeout, self.target.connect(self.op_timeout))
-                .await
-                .map_err(|_| StoreError::Timeout {
-                    op: "connect",
-                    after: self.op_timeout,
-                })?
-                .map_err(|source| StoreError::Redis {
-                    op: "connect",
-                    summary: ErrorSummary::of(&source),
-                })?;
+        if limit.is_zero() {
+            return Err(StoreError::Timeout {
+                op: "connect",
+                after: limit,
+            });
+        }
+        let connection = tokio::time::timeout(limit, self.target.connect(limit))
+            .await
+            .map_err(|_| StoreError::Timeout {
+                op: "connect",
+                after: limit,
+            })?
+            .map_err(|source| StoreError::Redis {
+                op: "connect",
+                summary: ErrorSummary::of(&source),
+            })?;
         *guard(&self.connection) = Some(connection.clone());
         Ok(connection)
     }
 
-    /// Runs one command within the op timeout; any failure drops the connection.
-    async fn run<T, F, Fut>(&self, op: &'static str, command: F) -> Result<T, StoreError>
+    /// Runs one command within the op timeout, and before `until`; any
+    /// failure drops the connection.
+    async fn run<T, F, Fut>(
+        &self,
+        op: &'static str,
+        until: Option<Instant>,
+        command: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let result = async {
-            let connection = self.connection().await?;
-            match tokio::time::timeout(self.op_timeout, command(connection)).await {
+            let connection = self.connection(self.limit(until)).await?;
+            let limit = self.limit(until);
+            if limit.is_zero() {
+                return Err(StoreError::Timeout { op, after: limit });
+            }
+            match tokio::time::timeout(limit, command(connection)).await {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(source)) => Err(StoreError::Redis {
                     op,
                     summary: ErrorSummary::of(&source),
                 }),
-                Err(_) => Err(StoreError::Timeout {
-                    op,
-                    after: self.op_timeout,
-                }),
+                Err(_) => Err(StoreError::Timeout { op, after: limit }),
             }
         }
         .await;
@@ -614,18 +818,37 @@ impl Inner {
         result
     }
 
+    fn was_refused(&self, token: &str) -> bool {
+        guard(&self.refused).iter().any(|r| r.is(token))
+    }
+
+    fn remember_refused(&self, token: &RefusedToken) {
+        let mut refused = guard(&self.refused);
+        if refused.contains(token) {
+            return;
+        }
+        if refused.len() >= REFUSED_REMEMBERED {
+            refused.pop_front();
+        }
+        refused.push_back(token.clone());
+    }
+
     fn check_token(
+        &self,
         key: &StoreKey,
         keys: &Keys,
         raw: &[u8],
         ttl_ms: i64,
+        now_ms: u64,
     ) -> Checked<(Record, Duration)> {
         // We always set an expiry; a record without one is not ours.
-        let Ok(remaining) = u64::try_from(ttl_ms) else {
+        let Ok(ttl) = u64::try_from(ttl_ms) else {
             return Checked::Bad("it has no expiry");
         };
-        let Some(plain) = open(key, &keys.token, raw) else {
-            return Checked::Bad("it does not open with this key");
+        let plain = match open(key, &keys.token, raw) {
+            Opened::Plain(plain) => plain,
+            Opened::OtherVersion => return Checked::Ignored("it is in another format version"),
+            Opened::Forged => return Checked::Bad("it does not open with this key"),
         };
         let Ok(record) = serde_json::from_slice::<Record>(&plain) else {
             return Checked::Bad("it is not a token record");
@@ -636,7 +859,18 @@ impl Inner {
         if record.lifetime_ms == 0 {
             return Checked::Bad("its lifetime is zero");
         }
-        Checked::Good((record, Duration::from_millis(remaining)))
+        if self.was_refused(&record.token) {
+            return Checked::Bad("the API refused its token as expired");
+        }
+        let issued_ms = record.expires_at_ms.saturating_sub(record.lifetime_ms);
+        let Some(left) = life_left(issued_ms, record.lifetime_ms, now_ms) else {
+            return Checked::Ignored("it was issued ahead of this process's clock");
+        };
+        if left.is_zero() {
+            return Checked::Bad("its token has expired");
+        }
+        // Redis's clock may shorten a record's life, never lengthen it.
+        Checked::Good((record, left.min(Duration::from_millis(ttl))))
     }
 
     fn check_refusal(
@@ -644,20 +878,31 @@ impl Inner {
         keys: &Keys,
         raw: &[u8],
         ttl_ms: i64,
+        now_ms: u64,
     ) -> Checked<(Refusal, Duration)> {
-        let hold = match u64::try_from(ttl_ms) {
+        let ttl = match u64::try_from(ttl_ms) {
             Ok(ms) if Duration::from_millis(ms) <= MAX_FAILURE_HOLD => Duration::from_millis(ms),
             _ => return Checked::Bad("it would hold the fleet off too long"),
         };
-        let Some(plain) = open(key, &keys.failed, raw) else {
-            return Checked::Bad("it does not open with this key");
+        let plain = match open(key, &keys.failed, raw) {
+            Opened::Plain(plain) => plain,
+            Opened::OtherVersion => return Checked::Ignored("it is in another format version"),
+            Opened::Forged => return Checked::Bad("it does not open with this key"),
         };
-        match serde_json::from_slice::<Refusal>(&plain) {
-            Ok(refusal) if StatusCode::from_u16(refusal.status).is_ok_and(shareable) => {
-                Checked::Good((refusal, hold))
-            }
-            _ => Checked::Bad("it is not a shareable refusal"),
+        let refusal = match serde_json::from_slice::<Refusal>(&plain) {
+            Ok(refusal) if StatusCode::from_u16(refusal.status).is_ok_and(shareable) => refusal,
+            _ => return Checked::Bad("it is not a shareable refusal"),
+        };
+        if Duration::from_millis(refusal.hold_ms) > MAX_FAILURE_HOLD {
+            return Checked::Bad("it would hold the fleet off too long");
         }
+        let Some(left) = life_left(refusal.at_ms, refusal.hold_ms, now_ms) else {
+            return Checked::Ignored("it was made ahead of this process's clock");
+        };
+        if left.is_zero() {
+            return Checked::Bad("its hold is over");
+        }
+        Checked::Good((refusal, left.min(ttl)))
     }
 
     async fn read(
@@ -665,27 +910,34 @@ impl Inner {
         keys: &Keys,
         store_key: &StoreKey,
         must_outlive: Option<Duration>,
+        call: &Call,
     ) -> Result<Snapshot, StoreError> {
         let mut invocation = READ.prepare_invoke();
-        invocation.key(&keys.token).key(&keys.failed);
-        let (raw, ttl_ms, raw_refusal, refusal_ttl_ms): (
-            Option<Vec<u8>>,
-            i64,
-            Option<Vec<u8>>,
-            i64,
+        invocation
+            .key(&keys.token)
+            .key(&keys.failed)
+            .arg(MAX_RECORD_BYTES)
+            .arg(RECORD_ID_BYTES);
+        let ((token_size, raw, ttl_ms), (refusal_size, raw_refusal, refusal_ttl_ms)): (
+            RawRecord,
+            RawRecord,
         ) = self
-            .run("read", |mut c| async move {
+            .run("read", call.redis_until, |mut c| async move {
                 invocation.invoke_async(&mut c).await
             })
             .await?;
+        let now_ms = call.now_ms();
         let token = match &raw {
+            _ if token_size > MAX_RECORD_BYTES => Checked::Bad("it is too large to be ours"),
             None => Checked::Absent,
-            Some(raw) => Self::check_token(store_key, keys, raw, ttl_ms),
+            Some(raw) => self.check_token(store_key, keys, raw, ttl_ms, now_ms),
         };
         let token = match token {
             Checked::Good((record, remaining)) => {
                 let lifetime = Duration::from_millis(record.lifetime_ms);
-                let needed = must_outlive.unwrap_or_default() + lifetime.mul_f64(MIN_EXTENSION);
+                let needed = must_outlive
+                    .unwrap_or_default()
+                    .saturating_add(lifetime.mul_f64(MIN_EXTENSION));
                 (remaining >= needed).then(|| {
                     let token = Token::new(record.token, remaining);
                     match record.scope {
@@ -695,39 +947,64 @@ impl Inner {
                 })
             }
             Checked::Bad(why) => {
-                self.discard(store_key, &keys.token, raw.as_deref(), why)
+                let record = (token_size, raw, ttl_ms);
+                self.discard(store_key, "token", &keys.token, &record, why, call)
                     .await;
+                None
+            }
+            Checked::Ignored(why) => {
+                tracing::debug!(target: "sinch_auth", store_key = ?store_key, record = "token", why, "ignoring the token record in redis");
                 None
             }
             Checked::Absent => None,
         };
         let refusal = match &raw_refusal {
-            None => None,
-            Some(raw) => match Self::check_refusal(store_key, keys, raw, refusal_ttl_ms) {
-                Checked::Good(refusal) => Some(refusal),
-                Checked::Bad(why) => {
-                    self.discard(store_key, &keys.failed, Some(raw), why).await;
-                    None
-                }
-                Checked::Absent => None,
-            },
+            _ if refusal_size > MAX_RECORD_BYTES => Checked::Bad("it is too large to be ours"),
+            None => Checked::Absent,
+            Some(raw) => Self::check_refusal(store_key, keys, raw, refusal_ttl_ms, now_ms),
+        };
+        let refusal = match refusal {
+            Checked::Good(refusal) => Some(refusal),
+            Checked::Bad(why) => {
+                let record = (refusal_size, raw_refusal, refusal_ttl_ms);
+                self.discard(store_key, "refusal", &keys.failed, &record, why, call)
+                    .await;
+                None
+            }
+            Checked::Ignored(why) => {
+                tracing::debug!(target: "sinch_auth", store_key = ?store_key, record = "refusal", why, "ignoring the refusal record in redis");
+                None
+            }
+            Checked::Absent => None,
         };
         Ok(Snapshot { token, refusal })
     }
 
-    /// Deletes a bad record, unless it was replaced meanwhile.
-    async fn discard(&self, store_key: &StoreKey, redis_key: &str, raw: Option<&[u8]>, why: &str) {
+    /// Deletes a bad record, unless it was replaced meanwhile. It is named
+    /// by its length and first bytes, never sent back whole.
+    async fn discard(
+        &self,
+        store_key: &StoreKey,
+        record: &'static str,
+        redis_key: &str,
+        (size, raw, _): &RawRecord,
+        why: &'static str,
+        call: &Call,
+    ) {
         tracing::warn!(
             target: "sinch_auth",
             store_key = ?store_key,
+            record,
+            bytes = size,
             why,
-            "redis holds a record this store did not write for this key; deleting it and asking the token endpoint"
+            "redis holds a record this store cannot use; deleting it and asking the token endpoint"
         );
         let Some(raw) = raw else { return };
-        let mut invocation = DELETE_IF_UNCHANGED.prepare_invoke();
-        invocation.key(redis_key).arg(raw);
+        let id = &raw[..raw.len().min(RECORD_ID_BYTES)];
+        let mut invocation = DELETE_RECORD.prepare_invoke();
+        invocation.key(redis_key).arg(id).arg(*size);
         if let Err(error) = self
-            .run("delete bad record", |mut c| async move {
+            .run("delete bad record", call.redis_until, |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await
@@ -736,7 +1013,11 @@ impl Inner {
         }
     }
 
-    async fn try_lock(self: &Arc<Self>, keys: &Keys) -> Result<Option<Lock>, StoreError> {
+    async fn try_lock(
+        self: &Arc<Self>,
+        keys: &Keys,
+        call: &Call,
+    ) -> Result<Option<Lock>, StoreError> {
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let mut cmd = ::redis::cmd("SET");
         cmd.arg(&keys.lock)
@@ -745,7 +1026,9 @@ impl Inner {
             .arg("PX")
             .arg(millis(self.lock_ttl));
         let reply: Value = self
-            .run("lock", |mut c| async move { cmd.query_async(&mut c).await })
+            .run("lock", call.redis_until, |mut c| async move {
+                cmd.query_async(&mut c).await
+            })
             .await?;
         Ok((!matches!(reply, Value::Nil)).then(|| Lock {
             inner: self.clone(),
@@ -756,15 +1039,17 @@ impl Inner {
     }
 
     /// Stores a token, sealed, living as long as the source says (the
-    /// token arrives with its lifetime already settled). The lock holder
-    /// forces: it found what is there not good enough. Others keep a
-    /// longer-lived token that is already there.
+    /// token arrives with its lifetime already settled), stamped with its
+    /// expiry by the wall clock. The lock holder forces: it found what is
+    /// there not good enough. Others keep a longer-lived token that is
+    /// already there.
     async fn save(
         &self,
         key: &StoreKey,
         keys: &Keys,
         token: &Token,
         force: bool,
+        call: &Call,
     ) -> Result<(), StoreError> {
         let lifetime_ms = millis(token.expires_in());
         let value = token.value().expose_secret();
@@ -775,6 +1060,7 @@ impl Inner {
         let record = Record {
             token: value.to_owned(),
             lifetime_ms,
+            expires_at_ms: call.now_ms().saturating_add(lifetime_ms),
             scope: token.scope().map(str::to_owned),
         };
         let json = serde_json::to_vec(&record).map(Zeroizing::new);
@@ -782,6 +1068,16 @@ impl Inner {
         let Some(sealed) = json.ok().and_then(|json| seal(key, &keys.token, &json)) else {
             return Ok(());
         };
+        if sealed.len() as u64 > MAX_RECORD_BYTES {
+            tracing::warn!(
+                target: "sinch_auth",
+                store_key = ?key,
+                bytes = sealed.len(),
+                limit = MAX_RECORD_BYTES,
+                "token too large to share through redis; other processes will fetch their own"
+            );
+            return Ok(());
+        }
         let mut invocation = SAVE.prepare_invoke();
         invocation
             .key(&keys.token)
@@ -789,7 +1085,7 @@ impl Inner {
             .arg(sealed)
             .arg(lifetime_ms)
             .arg(if force { "1" } else { "0" });
-        self.run("save", |mut c| async move {
+        self.run("save", call.after_until, |mut c| async move {
             invocation.invoke_async::<i64>(&mut c).await
         })
         .await
@@ -802,6 +1098,7 @@ impl Inner {
         key: &StoreKey,
         keys: &Keys,
         error: &FetchError,
+        call: &Call,
     ) -> Result<(), StoreError> {
         let FetchError::Endpoint {
             status,
@@ -825,10 +1122,13 @@ impl Inner {
             status: status.as_u16(),
             error: error.clone(),
             retry_after: retry_after.is_some(),
+            at_ms: call.now_ms(),
+            hold_ms: millis(hold),
         };
         let Some(sealed) = serde_json::to_vec(&refusal)
             .ok()
             .and_then(|json| seal(key, &keys.failed, &json))
+            .filter(|sealed| sealed.len() as u64 <= MAX_RECORD_BYTES)
         else {
             return Ok(());
         };
@@ -837,18 +1137,18 @@ impl Inner {
             .arg(sealed)
             .arg("PX")
             .arg(millis(hold));
-        self.run("share failure", |mut c| async move {
+        self.run("share failure", call.after_until, |mut c| async move {
             cmd.query_async::<Value>(&mut c).await
         })
         .await
         .map(drop)
     }
 
-    async fn release(&self, key: &str, owner: &str) {
-        let mut invocation = DELETE_IF_UNCHANGED.prepare_invoke();
+    async fn release(&self, key: &str, owner: &str, until: Option<Instant>) {
+        let mut invocation = UNLOCK.prepare_invoke();
         invocation.key(key).arg(owner);
         if let Err(error) = self
-            .run("unlock", |mut c| async move {
+            .run("unlock", until, |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await
@@ -864,14 +1164,16 @@ impl Inner {
         fetch: TokenFuture,
     ) -> Result<Token, FetchError> {
         let keys = self.keys(&key);
-        let deadline = Instant::now() + self.max_wait;
+        // The wait ends by `max_wait`, and early enough that the fetch
+        // still has a quarter of the refresher's time for itself.
+        let call = Call::new(self.max_wait);
         // Redis unreachable: fetch locally at once. Redis reached, then
         // failing a command (a slot moving in a Cluster, a failover, a node
         // still starting): look again a few times before giving up on the
         // fleet's fetch.
         let mut glitches = 0;
         loop {
-            let step = match self.read(&keys, &key, must_outlive).await {
+            let step = match self.read(&keys, &key, must_outlive, &call).await {
                 Ok(snapshot) => {
                     if let Some(token) = snapshot.token {
                         tracing::debug!(target: "sinch_auth", store_key = ?key, "token taken from redis");
@@ -886,14 +1188,14 @@ impl Inner {
                         );
                         return Err(refusal.into_error(hold));
                     }
-                    self.try_lock(&keys).await
+                    self.try_lock(&keys, &call).await
                 }
                 Err(error) => Err(error),
             };
             match step {
                 Ok(Some(lock)) => {
                     return self
-                        .fetch_for_fleet(&key, &keys, lock, must_outlive, fetch)
+                        .fetch_for_fleet(&key, &keys, lock, must_outlive, fetch, &call)
                         .await;
                 }
                 Ok(None) => glitches = 0,
@@ -901,7 +1203,7 @@ impl Inner {
                     glitches += 1;
                     if error.is_unreachable()
                         || glitches > MAX_GLITCHES
-                        || Instant::now() >= deadline
+                        || Instant::now() >= call.wait_until
                     {
                         return fetch_locally(&key, &error, fetch).await;
                     }
@@ -909,23 +1211,23 @@ impl Inner {
                 }
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= call.wait_until {
                 tracing::warn!(
                     target: "sinch_auth",
                     store_key = ?key,
-                    waited_ms = millis(self.max_wait),
+                    max_wait_ms = millis(self.max_wait),
                     "another process has held the redis fetch lock too long; fetching the token locally"
                 );
                 let result = fetch.await;
                 if let Ok(token) = &result {
-                    if let Err(error) = self.save(&key, &keys, token, false).await {
+                    if let Err(error) = self.save(&key, &keys, token, false, &call).await {
                         tracing::debug!(target: "sinch_auth", error = %error, "could not store the token in redis");
                     }
                 }
                 return result;
             }
             let pause = self.poll_interval.mul_f64(0.75 + fastrand::f64() / 2.0);
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            tokio::time::sleep(pause.min(call.wait_until - now)).await;
         }
     }
 
@@ -936,20 +1238,21 @@ impl Inner {
         lock: Lock,
         must_outlive: Option<Duration>,
         fetch: TokenFuture,
+        call: &Call,
     ) -> Result<Token, FetchError> {
         // Another process may have finished a fetch between our read and our lock.
-        match self.read(keys, key, must_outlive).await {
+        match self.read(keys, key, must_outlive, call).await {
             Ok(Snapshot {
                 token: Some(token), ..
             }) => {
-                lock.release().await;
+                lock.release(call.after_until).await;
                 return Ok(token);
             }
             Ok(Snapshot {
                 refusal: Some((refusal, hold)),
                 ..
             }) => {
-                lock.release().await;
+                lock.release(call.after_until).await;
                 return Err(refusal.into_error(hold));
             }
             Ok(_) => {}
@@ -958,8 +1261,8 @@ impl Inner {
         tracing::debug!(target: "sinch_auth", store_key = ?key, "fetching the token for the fleet");
         let result = fetch.await;
         let shared = match &result {
-            Ok(token) => self.save(key, keys, token, true).await,
-            Err(error) => self.share_refusal(key, keys, error).await,
+            Ok(token) => self.save(key, keys, token, true, call).await,
+            Err(error) => self.share_refusal(key, keys, error, call).await,
         };
         if let Err(error) = shared {
             tracing::warn!(
@@ -969,7 +1272,7 @@ impl Inner {
                 "could not share the fetch result through redis; other processes will fetch their own"
             );
         }
-        lock.release().await;
+        lock.release(call.after_until).await;
         result
     }
 }
@@ -1000,7 +1303,8 @@ async fn fetch_locally(
 }
 
 /// The fetch lock. Released explicitly; if the fetch is abandoned (the
-/// refresher's timeout, shutdown) it is released in the background.
+/// refresher's timeout, shutdown) or no time is left to release it, it is
+/// released in the background.
 struct Lock {
     inner: Arc<Inner>,
     key: String,
@@ -1009,9 +1313,12 @@ struct Lock {
 }
 
 impl Lock {
-    async fn release(mut self) {
+    async fn release(mut self, until: Option<Instant>) {
+        if until.is_some_and(|until| until <= Instant::now()) {
+            return; // dropped: released in the background
+        }
         self.held = false;
-        self.inner.release(&self.key, &self.owner).await;
+        self.inner.release(&self.key, &self.owner, until).await;
     }
 }
 
@@ -1024,7 +1331,7 @@ impl Drop for Lock {
             let inner = self.inner.clone();
             let key = std::mem::take(&mut self.key);
             let owner = std::mem::take(&mut self.owner);
-            runtime.spawn(async move { inner.release(&key, &owner).await });
+            runtime.spawn(async move { inner.release(&key, &owner, None).await });
         }
     }
 }
@@ -1112,24 +1419,79 @@ mod tests {
         assert_eq!(keys.failed, format!("p:{{{name}}}:failed"));
     }
 
+    fn opened(opened: Opened) -> Option<Vec<u8>> {
+        match opened {
+            Opened::Plain(plain) => Some(plain.to_vec()),
+            Opened::OtherVersion | Opened::Forged => None,
+        }
+    }
+
     #[test]
     fn a_record_opens_only_with_its_key_under_its_redis_key() {
         let (key, other) = (store_key("secret-1"), store_key("secret-2"));
         let sealed = seal(&key, "k:token", b"payload").unwrap();
+        assert_eq!(sealed[0], 3, "format 3");
         assert_eq!(
-            open(&key, "k:token", &sealed).as_deref().map(Vec::as_slice),
+            opened(open(&key, "k:token", &sealed)).as_deref(),
             Some(&b"payload"[..])
         );
-        assert!(open(&other, "k:token", &sealed).is_none());
+        assert!(opened(open(&other, "k:token", &sealed)).is_none());
         assert!(
-            open(&key, "k:failed", &sealed).is_none(),
+            opened(open(&key, "k:failed", &sealed)).is_none(),
             "bound to its Redis key"
         );
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(open(&key, "k:token", &flipped).is_none());
-        assert!(open(&key, "k:token", b"").is_none());
+        assert!(matches!(open(&key, "k:token", &flipped), Opened::Forged));
+        assert!(matches!(open(&key, "k:token", b""), Opened::Forged));
+        assert!(matches!(open(&key, "k:token", &[3u8; 20]), Opened::Forged));
+        let mut older = sealed.clone();
+        older[0] = 2;
+        assert!(matches!(
+            open(&key, "k:token", &older),
+            Opened::OtherVersion
+        ));
         assert!(!sealed.windows(7).any(|w| w == b"payload"));
+    }
+
+    #[test]
+    fn life_left_never_exceeds_the_length_nor_trusts_the_far_future() {
+        let skew = millis(MAX_CLOCK_SKEW);
+        let now = 1_000_000_000;
+        assert_eq!(life_left(now, 60_000, now), Some(Duration::from_secs(60)));
+        assert_eq!(
+            life_left(now - 20_000, 60_000, now),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(life_left(now - 60_000, 60_000, now), Some(Duration::ZERO));
+        assert_eq!(life_left(0, 60_000, now), Some(Duration::ZERO));
+        // A writer's clock a little ahead: never more than the length.
+        assert_eq!(
+            life_left(now + skew, 60_000, now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(life_left(now + skew + 1, 60_000, now), None);
+        assert_eq!(
+            life_left(u64::MAX, u64::MAX, u64::MAX),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn refused_tokens_are_remembered_up_to_a_bound_oldest_forgotten_first() {
+        let store = RedisTokenStore::new("redis://127.0.0.1:1/").unwrap();
+        let inner = &store.inner;
+        for n in 0..REFUSED_REMEMBERED {
+            store.refused(&RefusedToken::of(&format!("tok-{n}")));
+        }
+        store.refused(&RefusedToken::of("tok-0")); // already known: no room taken
+        assert!((0..REFUSED_REMEMBERED).all(|n| inner.was_refused(&format!("tok-{n}"))));
+        assert!(!inner.was_refused("tok-never"));
+        store.refused(&RefusedToken::of("tok-new"));
+        assert!(inner.was_refused("tok-new"));
+        assert!(!inner.was_refused("tok-0"), "the oldest is forgotten");
+        assert!(inner.was_refused("tok-1"));
+        assert_eq!(guard(&inner.refused).len(), REFUSED_REMEMBERED);
     }
 
     #[test]

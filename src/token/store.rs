@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hkdf::Hkdf;
+use http::HeaderValue;
 use secrecy::ExposeSecret;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use super::cache::later;
 use super::{FetchRequest, TokenFuture, TokenSource};
 use crate::AccessKey;
+use crate::clock::Clock;
 
 /// Shares tokens between processes, so a fleet fetches one token instead of
 /// one per process (Sinch's token endpoint is rate-limited, protocol notes §2).
@@ -43,6 +47,15 @@ pub trait TokenStore: Send + Sync + 'static {
         must_outlive: Option<Duration>,
         fetch: TokenFuture,
     ) -> TokenFuture;
+
+    /// The API refused `token`, which this store handed out or stored, as
+    /// expired (a 401 `expired`). A store should never hand that token out
+    /// again, whatever its record says about its remaining life. Called on
+    /// the request path: keep it cheap and never block. The default does
+    /// nothing.
+    fn refused(&self, token: &RefusedToken) {
+        let _ = token;
+    }
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -54,6 +67,71 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     ) -> TokenFuture {
         (**self).get_or_fetch(key, must_outlive, fetch)
     }
+
+    fn refused(&self, token: &RefusedToken) {
+        (**self).refused(token);
+    }
+}
+
+/// A token the API refused as expired (401 `expired`), known by a SHA-256
+/// digest of its value: enough to recognise the token, never to use it.
+/// Its `Debug` shows nothing of the digest.
+///
+/// ```
+/// use sinch_auth::token::RefusedToken;
+///
+/// let refused = RefusedToken::of("eyJ.old.token");
+/// assert!(refused.is("eyJ.old.token"));
+/// assert!(!refused.is("eyJ.new.token"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RefusedToken {
+    digest: [u8; 32],
+}
+
+impl RefusedToken {
+    /// The refused token with this value.
+    pub fn of(token: &str) -> Self {
+        Self {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    /// The token a `Bearer` header carries.
+    pub(crate) fn of_header(header: &HeaderValue) -> Self {
+        let bytes = header.as_bytes();
+        let token = bytes.strip_prefix(b"Bearer ").unwrap_or(bytes);
+        Self {
+            digest: Sha256::digest(token).into(),
+        }
+    }
+
+    /// Whether `token` is the refused token.
+    pub fn is(&self, token: &str) -> bool {
+        Self::of(token) == *self
+    }
+}
+
+impl fmt::Debug for RefusedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefusedToken(..)")
+    }
+}
+
+/// What a fetch through [`Stored`] runs under: the layer's wall clock and
+/// the deadline the refresher gives the whole fetch. Read by the crate's
+/// own stores (a task-local, so the public [`TokenStore`] trait stays as
+/// it is); a store used outside a layer sees none.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct FetchContext {
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The refresher abandons the fetch at this instant.
+    pub(crate) deadline: Instant,
+}
+
+tokio::task_local! {
+    pub(crate) static FETCH_CONTEXT: FetchContext;
 }
 
 /// Where a store keeps one credential's token, and the key that seals it,
@@ -168,11 +246,24 @@ impl fmt::Debug for StoreKey {
 pub(crate) struct Stored {
     store: Arc<dyn TokenStore>,
     inner: Arc<dyn TokenSource>,
+    clock: Arc<dyn Clock>,
+    /// The refresher's limit on one fetch, which starts when `fetch` is called.
+    fetch_timeout: Duration,
 }
 
 impl Stored {
-    pub(crate) fn new(store: Arc<dyn TokenStore>, inner: Arc<dyn TokenSource>) -> Self {
-        Self { store, inner }
+    pub(crate) fn new(
+        store: Arc<dyn TokenStore>,
+        inner: Arc<dyn TokenSource>,
+        clock: Arc<dyn Clock>,
+        fetch_timeout: Duration,
+    ) -> Self {
+        Self {
+            store,
+            inner,
+            clock,
+            fetch_timeout,
+        }
     }
 }
 
@@ -180,9 +271,17 @@ impl TokenSource for Stored {
     fn fetch(&self, request: FetchRequest) -> TokenFuture {
         match self.inner.share_key(request.credentials()) {
             Some(key) => {
+                // The refresher's timeout starts right after this returns:
+                // this deadline is never later than the real one.
+                let context = FetchContext {
+                    clock: self.clock.clone(),
+                    deadline: later(Instant::now(), self.fetch_timeout),
+                };
                 let must_outlive = request.must_outlive();
-                self.store
-                    .get_or_fetch(key, must_outlive, self.inner.fetch(request))
+                let fetch = self
+                    .store
+                    .get_or_fetch(key, must_outlive, self.inner.fetch(request));
+                Box::pin(FETCH_CONTEXT.scope(context, fetch))
             }
             None => self.inner.fetch(request),
         }
@@ -190,6 +289,11 @@ impl TokenSource for Stored {
 
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn refused(&self, token: &RefusedToken) {
+        self.store.refused(token);
+        self.inner.refused(token);
     }
 }
 
@@ -263,6 +367,8 @@ mod tests {
         let stored = Stored::new(
             Arc::new(NoStore),
             Arc::new(crate::token::OAuth2Source::default()),
+            Arc::new(crate::clock::SystemClock),
+            Duration::from_secs(10),
         );
         assert_eq!(stored.name(), "oauth2");
     }
