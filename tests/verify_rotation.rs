@@ -772,3 +772,55 @@ fn a_provider_whose_rotation_record_lags_still_has_its_new_credentials_adopted()
         })
     ));
 }
+
+/// Mounted files rotate the application secret like a `RotatingCredentials`
+/// does: the grace is counted from the reload that saw the new files, so an
+/// application verifier idle for hours afterwards refuses the old secret.
+#[tokio::test(start_paused = true)]
+async fn an_application_verifier_fed_by_mounted_files_counts_the_grace_from_the_reload() {
+    let dir = std::env::temp_dir().join(format!(
+        "sinch-auth-rotation-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir(&dir).unwrap();
+    let write = |secret: &str| {
+        std::fs::write(dir.join("SINCH_APPLICATION_KEY"), "app\n").unwrap();
+        std::fs::write(dir.join("SINCH_APPLICATION_SECRET"), format!("{secret}\n")).unwrap();
+    };
+    let (old_secret, new_secret) = ("bGVha2VkLWFwcC1zZWNyZXQ=", "bmV3LWFwcC1zZWNyZXQ=");
+    write(old_secret);
+    let files = sinch_auth::FileCredentials::dir(&dir)
+        .poll_interval(Duration::from_secs(24 * 3600))
+        .load()
+        .await
+        .unwrap();
+    let clock = TokioClock::new(at(START));
+    let old_app = ApplicationCredentials::new("app", old_secret).unwrap();
+    let verifier = || {
+        ApplicationVerifier::from_provider(files.clone())
+            .unwrap()
+            .clock(clock)
+    };
+    let (soon, idle) = (verifier(), verifier());
+    assert!(idle.verify(&callback(&old_app, clock.now()), b"{}").is_ok());
+    assert!(soon.verify(&callback(&old_app, clock.now()), b"{}").is_ok());
+
+    write(new_secret);
+    assert!(
+        files.reload().await.unwrap(),
+        "the new files were published"
+    );
+    tokio::time::advance(30 * 60 * Duration::from_secs(1)).await;
+    let result = soon.verify(&callback(&old_app, clock.now()), b"{}");
+    assert!(is_previous(&result), "{result:?}");
+
+    tokio::time::advance(10 * 3600 * Duration::from_secs(1)).await;
+    assert_eq!(
+        idle.verify(&callback(&old_app, clock.now()), b"{}"),
+        Err(Rejection::SignatureMismatch)
+    );
+    let new_app = ApplicationCredentials::new("app", new_secret).unwrap();
+    assert!(idle.verify(&callback(&new_app, clock.now()), b"{}").is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@ use super::env::VARIABLES;
 use super::reload::{Poller, Publisher, ReloadError};
 use super::{CredentialProvider, Credentials, CredentialsId, EnvCredentials};
 use crate::error::ConfigError;
+use crate::verify::Rotation;
 
 /// Credentials read from files and re-read when they change: secrets that
 /// rotate without a redeploy or a line of code.
@@ -541,6 +542,10 @@ impl CredentialProvider for FileCredentials {
 
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         self.shared.publisher.rotating().changes()
+    }
+
+    fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+        self.shared.publisher.rotating().last_rotation()
     }
 
     fn credentials_rejected(&self, id: CredentialsId) {

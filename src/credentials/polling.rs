@@ -9,6 +9,7 @@ use tokio::sync::{Mutex, watch};
 use super::reload::{CatchPanic, Panicked, Poller, Publisher, ReloadError};
 use super::{CredentialProvider, Credentials, CredentialsId};
 use crate::error::BoxError;
+use crate::verify::Rotation;
 
 type FetchFuture = Pin<Box<dyn Future<Output = Result<Arc<Credentials>, BoxError>> + Send>>;
 type Fetch = Box<dyn Fn() -> FetchFuture + Send + Sync>;
@@ -234,6 +235,10 @@ impl CredentialProvider for PollingCredentials {
 
     fn changes(&self) -> Option<watch::Receiver<CredentialsId>> {
         self.shared.publisher.rotating().changes()
+    }
+
+    fn last_rotation(&self) -> Option<Rotation<Credentials>> {
+        self.shared.publisher.rotating().last_rotation()
     }
 
     fn credentials_rejected(&self, id: CredentialsId) {

@@ -1375,7 +1375,8 @@ mod tests {
             assert!(matches!(error, ConfigError::InvalidUrl { .. }), "{url}");
             assert!(!error.to_string().contains("sekrit"));
         }
-        let error = RedisTokenStore::cluster(["rediss://127.0.0.1:7000"])
+        // A cluster's node URLs are all TLS or none; all TLS builds.
+        let error = RedisTokenStore::cluster(["rediss://127.0.0.1:7000", "redis://127.0.0.1:7001"])
             .build()
             .unwrap_err();
         assert!(matches!(
@@ -1385,6 +1386,11 @@ mod tests {
                 ..
             }
         ));
+        assert!(
+            RedisTokenStore::cluster(["rediss://127.0.0.1:7000"])
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]
