@@ -22,9 +22,9 @@ use sinch_auth::integration::reqwest::{SinchAuthMiddleware, auth_error};
 use sinch_auth::testkit::{RecordedRequest, SinchStandIn, StandInClient};
 use sinch_auth::token::RefreshConfig;
 use sinch_auth::{
-    AccessKey, ApplicationCredentials, AuthError, BasicCredentials, BearerToken, Credentials,
-    RotatingCredentials, Scheme, ServiceError, ServicePlan, SinchAuth, SinchAuthBuilder,
-    SinchAuthLayer, StaticCredentials,
+    AccessKey, ApplicationCredentials, AuthError, BasicCredentials, BearerToken, ConfigError,
+    Credentials, RotatingCredentials, Scheme, ServiceError, ServicePlan, SinchAuth,
+    SinchAuthBuilder, SinchAuthLayer, StaticCredentials,
 };
 use tower::ServiceExt;
 
@@ -647,8 +647,24 @@ async fn hosts_outside_the_allowlist_are_untouched_or_refused_through_both_adapt
     let sinch = stand_in().await;
     let url = format!("{}/xms/v1/plan-1/batches", sinch.url());
     for adapter in ADAPTERS {
-        // Loopback turned off: the stand-in is just another host.
-        let layer = builder(Scheme::ServicePlanBearer, &sinch)
+        // Loopback turned off: the stand-in is just another host, and so a
+        // token host there is refused by the same rule, typed.
+        let error = builder(Scheme::ServicePlanBearer, &sinch)
+            .allow_loopback(false)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::InvalidUrl {
+                    field: "auth host",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let layer = SinchAuthLayer::builder(StaticCredentials::new(credentials()))
+            .scheme(Scheme::ServicePlanBearer)
             .allow_loopback(false)
             .build()
             .unwrap();
@@ -664,7 +680,8 @@ async fn hosts_outside_the_allowlist_are_untouched_or_refused_through_both_adapt
         );
         assert!(!recorded.headers.contains_key("x-timestamp"));
 
-        let layer = builder(Scheme::ServicePlanBearer, &sinch)
+        let layer = SinchAuthLayer::builder(StaticCredentials::new(credentials()))
+            .scheme(Scheme::ServicePlanBearer)
             .allow_loopback(false)
             .reject_disallowed_hosts(true)
             .build()
