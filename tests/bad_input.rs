@@ -748,19 +748,6 @@ fn basic_credentials_of_any_length_encode_without_panicking() {
     }
 }
 
-/// Any `Duration`: the edges of the type, small and huge values.
-fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
-    use proptest::prelude::*;
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::MAX),
-        Just(Duration::from_nanos(1)),
-        (0u64..100_000).prop_map(Duration::from_millis),
-        any::<u64>().prop_map(Duration::from_secs),
-        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
-    ]
-}
-
 /// Any size: 0, 1, `usize::MAX`, and everything between.
 fn any_size() -> impl proptest::strategy::Strategy<Value = usize> {
     use proptest::prelude::*;
@@ -793,14 +780,14 @@ proptest::proptest! {
     /// replay of an accepted one is refused.
     #[test]
     fn duration_and_size_settings_at_any_value_never_panic_the_verifiers(
-        max_age in any_duration(),
-        max_ahead in any_duration(),
-        grace in any_duration(),
+        max_age in common::any_duration(),
+        max_ahead in common::any_duration(),
+        grace in common::any_duration(),
         capacity in any_size(),
         now in any_time(),
-        skew in any_duration(),
+        skew in common::any_duration(),
         signed_ahead in proptest::prelude::any::<bool>(),
-        advance in any_duration(),
+        advance in common::any_duration(),
     ) {
         let clock = ManualClock::new(now);
         let signed_at = if signed_ahead {

@@ -875,19 +875,6 @@ async fn a_huge_poll_interval_or_cooldown_does_not_stop_the_poller() {
     assert_eq!(key_id(&provider), "key-1");
 }
 
-/// Any `Duration`: the edges of the type, small and huge values.
-fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
-    use proptest::prelude::*;
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::MAX),
-        Just(Duration::from_nanos(1)),
-        (0u64..50).prop_map(Duration::from_millis),
-        any::<u64>().prop_map(Duration::from_secs),
-        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
-    ]
-}
-
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
@@ -896,9 +883,9 @@ proptest::proptest! {
     /// fails typed (a zero interval or read timeout is a configuration error).
     #[test]
     fn file_settings_at_any_value_never_panic(
-        interval in any_duration(),
-        cooldown in any_duration(),
-        read_timeout in any_duration(),
+        interval in common::any_duration(),
+        cooldown in common::any_duration(),
+        read_timeout in common::any_duration(),
     ) {
         let dir = TempDir::new();
         write_files(dir.path(), KEY_1);

@@ -436,19 +436,6 @@ async fn a_key_refused_by_the_token_endpoint_makes_the_provider_look_again_at_on
     );
 }
 
-/// Any `Duration`: the edges of the type, small and huge values.
-fn any_duration() -> impl proptest::strategy::Strategy<Value = Duration> {
-    use proptest::prelude::*;
-    prop_oneof![
-        Just(Duration::ZERO),
-        Just(Duration::MAX),
-        Just(Duration::from_nanos(1)),
-        (0u64..50).prop_map(Duration::from_millis),
-        any::<u64>().prop_map(Duration::from_secs),
-        (any::<u64>(), 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
-    ]
-}
-
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
 
@@ -457,9 +444,9 @@ proptest::proptest! {
     /// fails typed (a zero interval is a configuration error).
     #[test]
     fn polling_settings_at_any_value_never_panic(
-        interval in any_duration(),
-        timeout in any_duration(),
-        cooldown in any_duration(),
+        interval in common::any_duration(),
+        timeout in common::any_duration(),
+        cooldown in common::any_duration(),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
