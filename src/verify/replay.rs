@@ -191,6 +191,7 @@ impl ReplayEntry {
 
     /// The same entry, remembered for as long as a verifier whose window is
     /// `max_age` could still accept its timestamp, when that is longer.
+    #[cfg(feature = "redis")]
     pub(super) fn at_least(mut self, max_age: Duration) -> Self {
         self.max_age = self.max_age.map(|own| own.max(max_age));
         self
