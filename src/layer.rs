@@ -353,6 +353,12 @@ pin_project! {
     }
 }
 
+/// The response future of [`SinchAuth`] under its 0.1.0 name
+/// (`sinch_auth::layer::ResponseFuture`; the crate root no longer names it,
+/// so `use sinch_auth::*` and `use sinch_auth::verify::*` do not collide).
+#[deprecated(since = "0.2.0", note = "renamed to `SinchAuthFuture`")]
+pub type ResponseFuture<S, B> = SinchAuthFuture<S, B>;
+
 pin_project! {
     #[project = StateProj]
     enum State<S, B>

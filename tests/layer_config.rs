@@ -145,3 +145,24 @@ async fn requests_sent_without_credentials_are_named_once_per_host_with_the_rule
     );
     assert_eq!(capture.all().len(), 9);
 }
+
+/// The 0.1.0 names still compile (deprecated) and do what the new ones do.
+#[test]
+#[allow(deprecated)]
+fn the_deprecated_0_1_names_still_work() {
+    use sinch_auth::credentials::Credentials;
+    use sinch_auth::{CredentialProvider as _, RotatingCredentials};
+    let first = AccessKey::new("proj", "key-1", "KEY-SECRET-1").unwrap();
+    let second = AccessKey::new("proj", "key-2", "KEY-SECRET-2").unwrap();
+    let provider = RotatingCredentials::new(Credentials::from(first.clone()));
+    let before = provider.current_id();
+    provider.rotate_shared(std::sync::Arc::new(Credentials::from(second)));
+    assert_ne!(provider.current_id(), before);
+
+    let key =
+        sinch_auth::token::StoreKey::for_access_key("https://auth.sinch.com/oauth2/token", &first);
+    assert_eq!(key.as_str(), key.name());
+
+    let _source: sinch_auth::token::OAuth2 = sinch_auth::token::OAuth2Source::new();
+    fn _named<S: tower::Service<http::Request<B>>, B>(_: sinch_auth::layer::ResponseFuture<S, B>) {}
+}

@@ -187,6 +187,16 @@ struct RotatingInner {
 }
 
 impl RotatingCredentials {
+    /// Replaces the credentials with a bundle you already share (the 0.1.0
+    /// name of [`rotate`](Self::rotate), which takes an `Arc` as well).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `rotate`, which takes an `Arc<Credentials>` too"
+    )]
+    pub fn rotate_shared(&self, new: Arc<Credentials>) {
+        self.rotate(new);
+    }
+
     /// Starts with these credentials: a bundle, a bundle that is already
     /// shared (such as [`EnvCredentials::credentials`](crate::EnvCredentials::credentials)),
     /// or any single credential.

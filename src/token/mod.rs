@@ -45,6 +45,9 @@ pub(crate) use cache::{TokenCache, TokenSlot};
 pub use http_client::{HyperClientBuilder, TokenHttpClient, TokenHttpResponse};
 pub(crate) use lifecycle::{Lifecycle, TokenSettings};
 pub use oauth2::OAuth2Source;
+/// The built-in OAuth2 token source under its 0.1.0 name.
+#[deprecated(since = "0.2.0", note = "renamed to `OAuth2Source`")]
+pub type OAuth2 = OAuth2Source;
 #[cfg(feature = "redis")]
 pub(crate) use store::FETCH_CONTEXT;
 pub(crate) use store::Stored;

@@ -165,6 +165,12 @@ pub struct StoreKey {
 const DERIVATION_SALT: &[u8] = b"sinch-auth token store v2";
 
 impl StoreKey {
+    /// The key's name (the 0.1.0 name of [`name`](Self::name)).
+    #[deprecated(since = "0.2.0", note = "renamed to `name`")]
+    pub fn as_str(&self) -> &str {
+        self.name()
+    }
+
     /// The key for tokens of an access key at a token URL.
     pub fn for_access_key(token_url: &str, key: &AccessKey) -> Self {
         Self::derive(
