@@ -166,3 +166,60 @@ fn the_deprecated_0_1_names_still_work() {
     let _source: sinch_auth::token::OAuth2 = sinch_auth::token::OAuth2Source::new();
     fn _named<S: tower::Service<http::Request<B>>, B>(_: sinch_auth::layer::ResponseFuture<S, B>) {}
 }
+
+/// Past the destinations the layer remembers (16), each new host is still
+/// named once, up to 64 more; and a loopback host the policy turns off is
+/// named under the loopback rule, over http and https alike.
+#[tokio::test(flavor = "current_thread")]
+async fn many_hosts_sent_without_credentials_are_each_named_once_within_a_bound() {
+    let (logs, _guard) = LogBuffer::capture();
+    let plan = ServicePlan::new("plan-m", "PLAN-TOKEN-m1").unwrap();
+    let capture = Capture::default();
+    let service = SinchAuthLayer::builder(StaticCredentials::new(plan))
+        .allow_loopback(false)
+        .build()
+        .unwrap()
+        .layer(capture.service());
+    for url in ["http://127.0.0.1:9/x", "https://localhost:9/x"] {
+        for _ in 0..2 {
+            service.clone().oneshot(get(url)).await.unwrap();
+        }
+    }
+    let hosts: Vec<String> = (0..120).map(|i| format!("h{i}.example")).collect();
+    for round in 0..2 {
+        for host in &hosts {
+            let url = format!("https://{host}/x");
+            service.clone().oneshot(get(url)).await.unwrap();
+        }
+        let warned = |host: &str| {
+            logs.text()
+                .lines()
+                .filter(|l| l.contains(" WARN ") && l.contains(&format!("host=\"{host}\"")))
+                .count()
+        };
+        if round == 1 {
+            for host in ["127.0.0.1", "localhost"] {
+                assert_eq!(warned(host), 1, "{host}: {}", logs.text());
+            }
+            let text = logs.text();
+            let loopback: Vec<_> = text
+                .lines()
+                .filter(|l| l.contains(" WARN "))
+                .take(2)
+                .collect();
+            assert!(
+                loopback
+                    .iter()
+                    .all(|l| l.contains("loopback hosts are not allowed")),
+                "{loopback:?}"
+            );
+            // 2 loopback destinations and 14 more fill the memo; 64 more are
+            // named from the bounded set; the rest are not named at all.
+            let named: Vec<usize> = hosts.iter().map(|h| warned(h)).collect();
+            assert!(named.iter().all(|&n| n <= 1), "{named:?}");
+            assert_eq!(named.iter().sum::<usize>(), 14 + 64, "{named:?}");
+            assert!(named[..78].iter().all(|&n| n == 1), "{named:?}");
+        }
+    }
+    assert_eq!(capture.all().len(), 4 + 240);
+}
