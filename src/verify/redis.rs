@@ -380,3 +380,25 @@ impl fmt::Debug for RedisReplayStore {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builders_debug_shows_its_settings_never_the_password_or_the_ca() {
+        let builder = RedisReplayStore::cluster(["rediss://app:pa55-r1@127.0.0.1:7000"])
+            .ca_certificates_pem(b"-----BEGIN CERTIFICATE-----\nCA-BYTES-r2\n".to_vec());
+        let shown = format!("{builder:?}");
+        assert!(shown.starts_with("RedisReplayStoreBuilder"), "{shown}");
+        assert!(shown.contains("cluster: true"), "{shown}");
+        assert!(shown.contains("custom_ca: true"), "{shown}");
+        assert!(shown.contains("custom_tls_config: false"), "{shown}");
+        assert!(
+            !shown.contains("pa55-r1") && !shown.contains("CA-BYTES-r2"),
+            "{shown}"
+        );
+        let single = format!("{:?}", RedisReplayStore::builder("redis://127.0.0.1:6379/"));
+        assert!(single.contains("cluster: false"), "{single}");
+    }
+}
